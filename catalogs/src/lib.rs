@@ -1,0 +1,14 @@
+//! Catalogs at rest: multi-file Parquet catalogs, partitions (file × row groups),
+//! row-group pruning and the deterministic DP0.2-shaped demo generator. No timely here.
+#![warn(missing_docs)]
+
+pub mod dp02;
+pub mod error;
+pub mod parquet;
+pub mod partition;
+
+pub use error::{CatalogError, Result};
+pub use parquet::prune::ColumnBound;
+pub use parquet::reader::PartitionReader;
+pub use parquet::{CatalogFile, ParquetCatalog, PruneReport};
+pub use partition::Partition;

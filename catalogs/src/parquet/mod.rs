@@ -1,0 +1,256 @@
+//! Multi-file Parquet catalogs: resolve a path (file, folder or glob) to files, read their
+//! footers, reconcile their schemas and list partitions.
+
+pub mod prune;
+pub mod reader;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_schema::{Field, Schema, SchemaRef};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+
+use crate::error::{CatalogError, Result};
+use crate::partition::Partition;
+use prune::{ColumnBound, row_group_may_match};
+
+/// One file of a catalog with its decoded footer.
+#[derive(Debug, Clone)]
+pub struct CatalogFile {
+    /// Path of the file.
+    pub path: PathBuf,
+    /// Footer and Arrow schema, read once at open.
+    pub metadata: ArrowReaderMetadata,
+    /// For each catalog column, the root column index in this file (None: absent, reads as nulls).
+    pub columns: Vec<Option<usize>>,
+}
+
+impl CatalogFile {
+    /// Rows in the file.
+    pub fn num_rows(&self) -> u64 {
+        self.metadata.metadata().file_metadata().num_rows() as u64
+    }
+}
+
+/// A catalog made of Parquet files sharing one schema.
+#[derive(Debug, Clone)]
+pub struct ParquetCatalog {
+    /// Name the catalog is queried by.
+    pub name: String,
+    /// Files in path order.
+    pub files: Vec<CatalogFile>,
+    /// The reconciled schema (first file's column order, then columns only later files have).
+    pub schema: SchemaRef,
+}
+
+/// What pruning kept of a catalog, for planning and `EXPLAIN`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PruneReport {
+    /// Files in the catalog.
+    pub files_total: usize,
+    /// Row groups in the catalog.
+    pub row_groups_total: usize,
+    /// Files with at least one kept row group.
+    pub files_kept: usize,
+    /// Row groups kept.
+    pub row_groups_kept: usize,
+    /// Rows in kept row groups.
+    pub rows_kept: u64,
+}
+
+impl ParquetCatalog {
+    /// Opens the catalog at `location`: a Parquet file, a folder (every `*.parquet` below it,
+    /// skipping names starting with `_` or `.`), or a glob pattern.
+    pub fn open(name: &str, location: &str) -> Result<Self> {
+        let paths = resolve_paths(location)?;
+        let files = read_footers(&paths)?;
+        let (schema, columns) = reconcile_schemas(&files)?;
+        let files = files
+            .into_iter()
+            .zip(columns)
+            .map(|((path, metadata), columns)| CatalogFile { path, metadata, columns })
+            .collect();
+        Ok(Self { name: name.to_string(), files, schema })
+    }
+
+    /// Total rows of the catalog (from footers, no data read).
+    pub fn num_rows(&self) -> u64 {
+        self.files.iter().map(CatalogFile::num_rows).sum()
+    }
+
+    /// Lists the partitions that may hold rows within `bounds`: one partition per kept row
+    /// group, in catalog order. Empty row groups are skipped.
+    pub fn partitions(&self, bounds: &[ColumnBound]) -> (Vec<Partition>, PruneReport) {
+        let mut partitions = Vec::new();
+        let mut report = PruneReport {
+            files_total: self.files.len(),
+            row_groups_total: 0,
+            files_kept: 0,
+            row_groups_kept: 0,
+            rows_kept: 0,
+        };
+        for (file_index, file) in self.files.iter().enumerate() {
+            let meta = file.metadata.metadata();
+            let leaf_of = |column: &str| {
+                let index = self.schema.index_of(column).ok()?;
+                file.columns[index]
+            };
+            let mut kept_any = false;
+            for (rg, row_group) in meta.row_groups().iter().enumerate() {
+                report.row_groups_total += 1;
+                if row_group.num_rows() == 0 || !row_group_may_match(row_group, bounds, leaf_of) {
+                    continue;
+                }
+                kept_any = true;
+                report.row_groups_kept += 1;
+                report.rows_kept += row_group.num_rows() as u64;
+                partitions.push(Partition {
+                    index: partitions.len(),
+                    file: file_index,
+                    row_groups: vec![rg],
+                    rows: row_group.num_rows() as u64,
+                });
+            }
+            report.files_kept += usize::from(kept_any);
+        }
+        (partitions, report)
+    }
+}
+
+/// Expands a catalog location into a sorted list of Parquet files.
+pub fn resolve_paths(location: &str) -> Result<Vec<PathBuf>> {
+    let path = Path::new(location);
+    let mut paths = Vec::new();
+    if location.contains(['*', '?', '[']) && !path.exists() {
+        let entries = glob::glob(location).map_err(|e| CatalogError::BadGlob {
+            pattern: location.to_string(),
+            message: e.to_string(),
+        })?;
+        for entry in entries {
+            let entry = entry.map_err(|e| CatalogError::Io {
+                path: e.path().to_path_buf(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+            if entry.is_dir() {
+                walk(&entry, &mut paths)?;
+            } else if entry.is_file() {
+                paths.push(entry);
+            }
+        }
+    } else if path.is_dir() {
+        walk(path, &mut paths)?;
+    } else {
+        std::fs::metadata(path).map_err(|source| CatalogError::Io { path: path.into(), source })?;
+        paths.push(path.to_path_buf());
+    }
+    paths.sort();
+    paths.dedup();
+    if paths.is_empty() {
+        return Err(CatalogError::Empty { path: location.to_string() });
+    }
+    Ok(paths)
+}
+
+fn hidden(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('_') || n.starts_with('.'))
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let io = |source| CatalogError::Io { path: dir.to_path_buf(), source };
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if hidden(&path) {
+            continue;
+        }
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Reads every footer, on up to all cores (footers are small; latency dominates).
+fn read_footers(paths: &[PathBuf]) -> Result<Vec<(PathBuf, ArrowReaderMetadata)>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(paths.len());
+    let chunk = paths.len().div_ceil(threads.max(1));
+    let results: Vec<Result<Vec<_>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = paths
+            .chunks(chunk.max(1))
+            .map(|part| scope.spawn(move || part.iter().map(|p| read_footer(p)).collect()))
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("footer reader thread panicked")).collect()
+    });
+    let mut out = Vec::with_capacity(paths.len());
+    for part in results {
+        out.extend(part?);
+    }
+    Ok(out)
+}
+
+fn read_footer(path: &Path) -> Result<(PathBuf, ArrowReaderMetadata)> {
+    let file = File::open(path).map_err(|source| CatalogError::Io { path: path.into(), source })?;
+    let metadata = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+        .map_err(|source| CatalogError::Parquet { path: path.into(), source })?;
+    Ok((path.to_path_buf(), metadata))
+}
+
+type ColumnMaps = Vec<Vec<Option<usize>>>;
+
+/// Builds the catalog schema and, per file, where each catalog column lives in that file.
+fn reconcile_schemas(files: &[(PathBuf, ArrowReaderMetadata)]) -> Result<(SchemaRef, ColumnMaps)> {
+    let mut fields: Vec<Field> = Vec::new();
+    let mut origin: Vec<usize> = Vec::new(); // file that introduced each field
+    let mut by_name: HashMap<String, usize> = HashMap::new();
+    for (file_index, (path, meta)) in files.iter().enumerate() {
+        for field in meta.schema().fields() {
+            match by_name.get(field.name()) {
+                Some(&i) if fields[i].data_type() != field.data_type() => {
+                    return Err(CatalogError::SchemaMismatch {
+                        column: field.name().clone(),
+                        first: files[origin[i]].0.clone(),
+                        first_type: fields[i].data_type().to_string(),
+                        second: path.clone(),
+                        second_type: field.data_type().to_string(),
+                    });
+                }
+                Some(&i) => {
+                    if field.is_nullable() && !fields[i].is_nullable() {
+                        fields[i] = fields[i].clone().with_nullable(true);
+                    }
+                }
+                None => {
+                    by_name.insert(field.name().clone(), fields.len());
+                    fields.push(field.as_ref().clone());
+                    origin.push(file_index);
+                }
+            }
+        }
+    }
+    let mut maps = Vec::with_capacity(files.len());
+    for (path, meta) in files {
+        let schema = meta.schema();
+        let mut map = Vec::with_capacity(fields.len());
+        for (i, field) in fields.iter().enumerate() {
+            let found = schema.index_of(field.name()).ok();
+            if found.is_none() && !field.is_nullable() {
+                return Err(CatalogError::SchemaMismatch {
+                    column: field.name().clone(),
+                    first: files[origin[i]].0.clone(),
+                    first_type: field.data_type().to_string(),
+                    second: path.clone(),
+                    second_type: "no such column (and the column is not nullable)".into(),
+                });
+            }
+            map.push(found);
+        }
+        maps.push(map);
+    }
+    // A nullable column missing from some files reads as nulls there.
+    Ok((Arc::new(Schema::new(fields)), maps))
+}

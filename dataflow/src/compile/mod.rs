@@ -1,0 +1,114 @@
+//! The compiler: walks a [`Plan`] bottom-up, asks a [`Renderer`] (implemented by the
+//! operators crate) to build each node, gathers the result on worker 0 and attaches the sink.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::{Scope, Stream};
+
+use crate::batch::Batch;
+use crate::error::RunError;
+use crate::plan::Plan;
+use crate::registry::CatalogSet;
+
+/// A stream of record batches at `u64` times (one query = one epoch, time 0).
+pub type BatchStream<'s> = Stream<'s, u64, Vec<Batch>>;
+
+/// The first error of a running query; scans stop early once one is recorded.
+#[derive(Debug, Default)]
+pub struct QueryErrors {
+    failed: AtomicBool,
+    first: Mutex<Option<RunError>>,
+}
+
+impl QueryErrors {
+    /// Records an error (the first one wins) and asks every operator to stop.
+    pub fn record(&self, error: RunError) {
+        let mut first = self.first.lock().unwrap_or_else(|p| p.into_inner());
+        if first.is_none() {
+            tracing::debug!(%error, "query failed");
+            *first = Some(error);
+        }
+        self.failed.store(true, Ordering::SeqCst);
+    }
+
+    /// True once an error is recorded (or the client went away).
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    /// Asks operators to stop without an error (e.g. the consumer has all it wants).
+    pub fn cancel(&self) {
+        self.failed.store(true, Ordering::SeqCst);
+    }
+
+    /// Takes the recorded error.
+    pub fn take(&self) -> Option<RunError> {
+        self.first.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// Counters a query's operators update.
+#[derive(Debug, Default)]
+pub struct QueryMetrics {
+    /// Partitions (row groups) opened by scans.
+    pub partitions_read: AtomicU64,
+    /// Rows decoded by scans.
+    pub rows_read: AtomicU64,
+    /// Rows that passed the scan predicates.
+    pub rows_matched: AtomicU64,
+}
+
+/// What a renderer needs besides its inputs.
+pub struct RenderContext<'s> {
+    /// The dataflow scope.
+    pub scope: Scope<'s, u64>,
+    /// Catalogs, by name.
+    pub catalogs: Arc<CatalogSet>,
+    /// The query's error slot.
+    pub errors: Arc<QueryErrors>,
+    /// The query's counters.
+    pub metrics: Arc<QueryMetrics>,
+}
+
+/// Renders plan nodes into timely operators. Implemented by `starflow-operators`.
+pub trait Renderer {
+    /// Renders `plan` (whose input, if any, is already rendered as `input`).
+    fn render<'s>(
+        &self,
+        ctx: &RenderContext<'s>,
+        plan: &Plan,
+        input: Option<BatchStream<'s>>,
+    ) -> Result<BatchStream<'s>, RunError>;
+}
+
+/// Renders `plan` and all its inputs.
+pub fn render_plan<'s, R: Renderer>(
+    renderer: &R,
+    ctx: &RenderContext<'s>,
+    plan: &Plan,
+) -> Result<BatchStream<'s>, RunError> {
+    let input = match plan {
+        Plan::Scan(_) => None,
+        Plan::Filter { input, .. }
+        | Plan::Project { input, .. }
+        | Plan::Aggregate { input, .. }
+        | Plan::Sort { input, .. }
+        | Plan::Limit { input, .. } => Some(render_plan(renderer, ctx, input)?),
+    };
+    renderer.render(ctx, plan, input)
+}
+
+/// Sends every batch to worker 0 (an exchange; within a process no copy is made).
+pub fn gather<'s>(stream: BatchStream<'s>, name: &str) -> BatchStream<'s> {
+    stream.unary(Exchange::new(|_b: &Batch| 0u64), name, |_cap, _info| {
+        move |input, output| {
+            input.for_each(|cap, data| {
+                output.session(&cap).give_container(data);
+            });
+        }
+    })
+}

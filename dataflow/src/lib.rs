@@ -1,0 +1,23 @@
+//! The engine core: the `Batch` container, plans (serialisable data), the SQL planner,
+//! the compiler from plans to timely dataflows, and the query runner. This is the only
+//! crate whose public types mention timely.
+#![warn(missing_docs)]
+
+pub mod batch;
+pub mod compile;
+pub mod error;
+pub mod plan;
+pub mod registry;
+pub mod sql;
+pub mod worker;
+
+pub use batch::Batch;
+pub use compile::{BatchStream, QueryErrors, QueryMetrics, RenderContext, Renderer};
+pub use error::{PlanError, RunError};
+pub use plan::Plan;
+pub use registry::CatalogSet;
+pub use sql::{PlanOptions, Planned, plan_sql};
+pub use worker::{ExecOptions, QueryStats, run_query};
+
+/// Re-exported so operator crates name the same timely.
+pub use timely;

@@ -1,0 +1,252 @@
+//! Plans are data: a tree of operators, one `*Spec` per operator, serialisable so that every
+//! worker (and later every process) installs the same dataflow.
+
+pub mod explain;
+pub mod expr;
+
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use serde::{Deserialize, Serialize};
+use starflow_catalogs::{ColumnBound, Partition};
+
+pub use expr::{BinaryOp, Expr, Func, Literal};
+
+/// A query plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Plan {
+    /// Read a catalog.
+    Scan(ScanSpec),
+    /// Keep rows where a predicate is true (used for `HAVING`).
+    Filter {
+        /// Input.
+        input: Box<Plan>,
+        /// The predicate.
+        predicate: Expr,
+    },
+    /// Compute output columns.
+    Project {
+        /// Input.
+        input: Box<Plan>,
+        /// Output columns.
+        spec: ProjectSpec,
+    },
+    /// Group and aggregate (two-phase: partial per worker, exchange by key, final).
+    Aggregate {
+        /// Input.
+        input: Box<Plan>,
+        /// Keys and aggregates.
+        spec: AggregateSpec,
+    },
+    /// Order rows (top-k when limited); the result gathers on worker 0.
+    Sort {
+        /// Input.
+        input: Box<Plan>,
+        /// Keys and limit.
+        spec: SortSpec,
+    },
+    /// The first `n` rows in catalog order; the result gathers on worker 0.
+    Limit {
+        /// Input.
+        input: Box<Plan>,
+        /// Rows to keep.
+        n: u64,
+    },
+}
+
+/// What a scan reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScanSpec {
+    /// Catalog name.
+    pub catalog: String,
+    /// Columns read, in output order.
+    pub columns: Vec<String>,
+    /// Indices of `columns` in the catalog schema.
+    pub column_indices: Vec<usize>,
+    /// Pushed-down predicate, applied to every batch as it is read.
+    pub predicate: Option<Expr>,
+    /// Range bounds used to prune row groups.
+    pub bounds: Vec<ColumnBound>,
+    /// Partitions left after pruning, in catalog order.
+    pub partitions: Vec<Partition>,
+    /// Stop after this many rows pass the predicate (per worker).
+    pub limit: Option<u64>,
+    /// Rows per batch.
+    pub batch_rows: usize,
+    /// Pruning summary, for `EXPLAIN`.
+    pub pruning: PruningSummary,
+    /// Output schema.
+    #[serde(with = "schema_serde")]
+    pub schema: SchemaRef,
+}
+
+/// Serde for `SchemaRef` through arrow-schema's own serde impl.
+mod schema_serde {
+    use std::sync::Arc;
+
+    use arrow_schema::{Schema, SchemaRef};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(schema: &SchemaRef, s: S) -> Result<S::Ok, S::Error> {
+        schema.as_ref().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SchemaRef, D::Error> {
+        Schema::deserialize(d).map(Arc::new)
+    }
+}
+
+/// What pruning kept, for `EXPLAIN`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PruningSummary {
+    /// Files in the catalog.
+    pub files_total: usize,
+    /// Files with a kept row group.
+    pub files_kept: usize,
+    /// Row groups in the catalog.
+    pub row_groups_total: usize,
+    /// Row groups kept.
+    pub row_groups_kept: usize,
+    /// Rows in kept row groups.
+    pub rows_kept: u64,
+}
+
+/// Output columns of a projection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectSpec {
+    /// Expression and output name of each column.
+    pub columns: Vec<(Expr, String)>,
+    /// Output schema.
+    #[serde(with = "schema_serde")]
+    pub schema: SchemaRef,
+}
+
+/// Aggregate functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AggFunc {
+    /// `COUNT(*)`
+    CountStar,
+    /// `COUNT(col)`: non-null, non-NaN values
+    Count,
+    /// `SUM(x)`
+    Sum,
+    /// `AVG(x)`
+    Avg,
+    /// `MIN(x)`
+    Min,
+    /// `MAX(x)`
+    Max,
+    /// `STDDEV(x)`: sample standard deviation
+    Stddev,
+}
+
+/// One aggregate of a group-by. NULL and NaN inputs are skipped (as pandas does).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AggCall {
+    /// The function.
+    pub func: AggFunc,
+    /// Its argument (None for `COUNT(*)`).
+    pub arg: Option<Expr>,
+    /// Output column name.
+    pub name: String,
+    /// Type of the argument.
+    #[serde(with = "data_type_serde")]
+    pub arg_type: DataType,
+}
+
+mod data_type_serde {
+    use arrow_schema::DataType;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &DataType, s: S) -> Result<S::Ok, S::Error> {
+        t.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DataType, D::Error> {
+        DataType::deserialize(d)
+    }
+}
+
+impl AggCall {
+    /// Type of the aggregate's result.
+    pub fn output_type(&self) -> DataType {
+        match self.func {
+            AggFunc::CountStar | AggFunc::Count => DataType::Int64,
+            AggFunc::Sum | AggFunc::Min | AggFunc::Max if self.arg_type.is_integer() => {
+                DataType::Int64
+            }
+            _ => DataType::Float64,
+        }
+    }
+}
+
+/// Group keys and aggregates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AggregateSpec {
+    /// Key expressions and their output names.
+    pub keys: Vec<(Expr, String)>,
+    /// Aggregates.
+    pub aggs: Vec<AggCall>,
+    /// Output schema: keys then aggregates.
+    #[serde(with = "schema_serde")]
+    pub schema: SchemaRef,
+}
+
+impl AggregateSpec {
+    /// Builds the spec and its output schema from the input schema.
+    pub fn new(
+        keys: Vec<(Expr, String)>,
+        aggs: Vec<AggCall>,
+        input: &Schema,
+    ) -> Result<Self, crate::PlanError> {
+        let mut fields = Vec::new();
+        for (e, name) in &keys {
+            fields.push(Field::new(name, e.data_type(input)?, true));
+        }
+        for a in &aggs {
+            fields.push(Field::new(&a.name, a.output_type(), true));
+        }
+        Ok(Self { keys, aggs, schema: std::sync::Arc::new(Schema::new(fields)) })
+    }
+}
+
+/// One sort key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SortKey {
+    /// Expression to order by.
+    pub expr: Expr,
+    /// `DESC`.
+    pub descending: bool,
+    /// `NULLS FIRST` (default: nulls last for ASC, first for DESC, as in PostgreSQL).
+    pub nulls_first: bool,
+}
+
+/// A sort, optionally limited (top-k).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SortSpec {
+    /// Keys, most significant first.
+    pub keys: Vec<SortKey>,
+    /// Keep only the first `limit` rows.
+    pub limit: Option<u64>,
+}
+
+impl Plan {
+    /// Output schema of the plan.
+    pub fn schema(&self) -> SchemaRef {
+        match self {
+            Plan::Scan(s) => s.schema.clone(),
+            Plan::Project { spec, .. } => spec.schema.clone(),
+            Plan::Aggregate { spec, .. } => spec.schema.clone(),
+            Plan::Filter { input, .. } | Plan::Sort { input, .. } | Plan::Limit { input, .. } => {
+                input.schema()
+            }
+        }
+    }
+
+    /// True when the output of this plan is already gathered, in order, on worker 0.
+    pub fn is_gathered(&self) -> bool {
+        match self {
+            Plan::Sort { .. } | Plan::Limit { .. } => true,
+            Plan::Project { input, .. } | Plan::Filter { input, .. } => input.is_gathered(),
+            Plan::Scan(_) | Plan::Aggregate { .. } => false,
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! The `starflow` binary: parse the command line, set up logging, dispatch.
+
+mod bench;
+mod cli;
+mod output;
+mod query;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let level = match cli.verbose {
+        0 => tracing::Level::WARN,
+        1 => tracing::Level::DEBUG,
+        _ => tracing::Level::TRACE,
+    };
+    tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: cli::Cli) -> anyhow::Result<()> {
+    match cli.command {
+        cli::Command::Gen { what } => query::generate(what),
+        cli::Command::Query(args) => query::run(&args),
+        cli::Command::Demo { dir, workers } => query::demo(&dir, workers),
+        cli::Command::Bench(args) => bench::run(&args),
+    }
+}

@@ -1,0 +1,123 @@
+//! `starflow query`, `starflow gen` and `starflow demo`.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use starflow_catalogs::ParquetCatalog;
+use starflow_catalogs::dp02::{Dp02Options, generate_dp02};
+use starflow_dataflow::plan::explain::explain;
+use starflow_dataflow::{CatalogSet, ExecOptions, PlanOptions, RunError, plan_sql, run_query};
+use starflow_operators::Operators;
+
+use crate::cli::{Format, GenCommand, QueryArgs};
+use crate::output::Output;
+
+/// Default worker count: every core.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Opens the `NAME=PATH` catalogs.
+pub fn open_catalogs(specs: &[String]) -> Result<CatalogSet> {
+    let mut set = CatalogSet::new();
+    for spec in specs {
+        let Some((name, path)) = spec.split_once('=') else {
+            bail!("--catalog needs NAME=PATH, got \"{spec}\"");
+        };
+        if name.is_empty() || path.is_empty() {
+            bail!("--catalog needs NAME=PATH, got \"{spec}\"");
+        }
+        let catalog = ParquetCatalog::open(name, path).with_context(|| format!("cannot open catalog \"{name}\""))?;
+        tracing::debug!(catalog = name, files = catalog.files.len(), rows = catalog.num_rows(), "catalog opened");
+        set.insert(catalog);
+    }
+    Ok(set)
+}
+
+/// Runs one statement and writes its result.
+pub fn run(args: &QueryArgs) -> Result<()> {
+    let catalogs = Arc::new(open_catalogs(&args.catalogs)?);
+    let workers = args.workers.unwrap_or_else(default_workers).max(1);
+    let planned = plan_sql(&args.sql, &catalogs, &PlanOptions::default())?;
+    if planned.explain {
+        print!("{}", explain(&planned.plan, workers));
+        return Ok(());
+    }
+    let format = args.format.unwrap_or(if args.out.is_none() && std::io::stdout().is_terminal() { Format::Table } else { Format::Csv });
+    let mut output = Output::open(format, args.out.as_deref(), planned.plan.schema())?;
+    let stats = run_query(&planned.plan, catalogs, Operators, &ExecOptions { workers }, |batch| {
+        output.write(&batch).map_err(|e| RunError::Worker(format!("writing the result: {e:#}")))
+    })?;
+    output.finish()?;
+    if args.stats {
+        eprintln!(
+            "stats: workers={workers} row_groups_read={} rows_read={} rows_matched={} rows_out={} seconds={:.3} peak_rss_mib={:.1}",
+            stats.partitions_read, stats.rows_read, stats.rows_matched, stats.rows_out, stats.seconds, peak_rss_mib()
+        );
+    }
+    Ok(())
+}
+
+/// `starflow gen ...`.
+pub fn generate(what: GenCommand) -> Result<()> {
+    match what {
+        GenCommand::Dp02 { out, files, rows, seed, row_group_rows } => {
+            let d = Dp02Options::default();
+            let opts = Dp02Options {
+                files: files.unwrap_or(d.files),
+                rows: rows.unwrap_or(d.rows),
+                seed: seed.unwrap_or(d.seed),
+                row_group_rows: row_group_rows.unwrap_or(d.row_group_rows),
+            };
+            let start = std::time::Instant::now();
+            let summary = generate_dp02(&out, &opts)?;
+            eprintln!(
+                "wrote {} rows in {} files ({} row groups) to {} in {:.1} s",
+                summary.rows,
+                summary.files.len(),
+                summary.row_groups,
+                out.display(),
+                start.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// `starflow demo`: the README's first command.
+pub fn demo(dir: &Path, workers: Option<usize>) -> Result<()> {
+    if !dir.exists() {
+        eprintln!("generating the demo catalog in {} ...", dir.display());
+        generate(GenCommand::Dp02 { out: dir.to_path_buf(), files: None, rows: None, seed: None, row_group_rows: None })?;
+    }
+    let catalog = format!("dp02={}", dir.display());
+    let queries = [
+        "SELECT * FROM dp02 WHERE mag_i < 26 LIMIT 5",
+        "SELECT COUNT(*) AS n FROM dp02 WHERE mag_i < 26",
+        "SELECT tract, COUNT(*) AS n, AVG(mag_i) AS mean_i, STDDEV(mag_i) AS std_i, MIN(mag_i) AS min_i, MAX(mag_i) AS max_i FROM dp02 GROUP BY tract ORDER BY tract",
+        "SELECT objectId, coord_ra, coord_dec, mag_r, DISTANCE(POINT('ICRS', coord_ra, coord_dec), POINT('ICRS', 62.0, -37.0)) AS sep FROM dp02 WHERE CONTAINS(POINT('ICRS', coord_ra, coord_dec), CIRCLE('ICRS', 62.0, -37.0, 0.05)) = 1 ORDER BY sep LIMIT 10",
+    ];
+    for sql in queries {
+        println!("\nstarflow query --catalog {catalog} \"{sql}\"");
+        run(&QueryArgs {
+            catalogs: vec![catalog.clone()],
+            workers,
+            format: Some(Format::Table),
+            out: None,
+            stats: true,
+            sql: sql.to_string(),
+        })?;
+    }
+    Ok(())
+}
+
+/// Peak resident memory of this process (VmHWM), in MiB; 0 where /proc is unavailable.
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        .map_or(0.0, |kb| kb / 1024.0)
+}

@@ -1,0 +1,207 @@
+//! Aggregate accumulators. Every aggregate keeps four per-group state vectors (count, two
+//! floats, one integer) whose meaning depends on the function; partial states travel as
+//! columns and merge exactly (Chan's formula for the variance).
+
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type};
+use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch};
+use arrow_cast::cast;
+use arrow_schema::{ArrowError, DataType, Field};
+use starflow_dataflow::plan::{AggCall, AggFunc};
+
+use crate::kernels::eval::evaluate;
+
+/// Per-group state of one aggregate.
+#[derive(Default)]
+struct State {
+    /// Values seen (non-null, non-NaN).
+    count: Vec<i64>,
+    /// Sum, mean, min or max (float inputs).
+    f1: Vec<f64>,
+    /// M2 of the variance.
+    f2: Vec<f64>,
+    /// Sum, min or max (integer inputs).
+    i1: Vec<i64>,
+}
+
+/// The accumulators of all aggregates of a group-by.
+pub(crate) struct Accumulators {
+    calls: Vec<AggCall>,
+    states: Vec<State>,
+}
+
+const STATE_COLUMNS: usize = 4;
+
+fn integer(call: &AggCall) -> bool {
+    call.arg_type.is_integer()
+}
+
+impl Accumulators {
+    pub fn new(calls: &[AggCall]) -> Self {
+        Self { calls: calls.to_vec(), states: calls.iter().map(|_| State::default()).collect() }
+    }
+
+    /// Grows every state to `groups` groups.
+    pub fn resize(&mut self, groups: usize) {
+        for (call, s) in self.calls.iter().zip(&mut self.states) {
+            let (lo, hi) = match call.func {
+                AggFunc::Min => (f64::INFINITY, i64::MAX),
+                AggFunc::Max => (f64::NEG_INFINITY, i64::MIN),
+                _ => (0.0, 0),
+            };
+            s.count.resize(groups, 0);
+            s.f1.resize(groups, lo);
+            s.f2.resize(groups, 0.0);
+            s.i1.resize(groups, hi);
+        }
+    }
+
+    /// Folds the raw rows of `batch` (group of each row in `ids`) into the states.
+    pub fn update(&mut self, batch: &RecordBatch, ids: &[u32]) -> Result<(), ArrowError> {
+        for (call, s) in self.calls.iter().zip(&mut self.states) {
+            let Some(arg) = &call.arg else {
+                for &g in ids {
+                    s.count[g as usize] += 1;
+                }
+                continue;
+            };
+            let values = evaluate(arg, batch)?;
+            if integer(call) && call.func != AggFunc::Avg && call.func != AggFunc::Stddev {
+                let v = cast(&values, &DataType::Int64)?;
+                let v = v.as_primitive::<Int64Type>();
+                for (i, &g) in ids.iter().enumerate() {
+                    if v.is_null(i) {
+                        continue;
+                    }
+                    let (g, x) = (g as usize, v.value(i));
+                    s.count[g] += 1;
+                    match call.func {
+                        AggFunc::Sum => s.i1[g] = s.i1[g].wrapping_add(x),
+                        AggFunc::Min => s.i1[g] = s.i1[g].min(x),
+                        AggFunc::Max => s.i1[g] = s.i1[g].max(x),
+                        _ => {}
+                    }
+                }
+                continue;
+            }
+            if call.func == AggFunc::Count && !values.data_type().is_floating() {
+                for (i, &g) in ids.iter().enumerate() {
+                    if values.is_valid(i) {
+                        s.count[g as usize] += 1;
+                    }
+                }
+                continue;
+            }
+            let v = cast(&values, &DataType::Float64)?;
+            let v = v.as_primitive::<Float64Type>();
+            let nulls = v.nulls();
+            for (i, (&g, &x)) in ids.iter().zip(v.values().iter()).enumerate() {
+                if x.is_nan() || nulls.is_some_and(|n| n.is_null(i)) {
+                    continue;
+                }
+                let g = g as usize;
+                s.count[g] += 1;
+                match call.func {
+                    AggFunc::Sum | AggFunc::Avg => s.f1[g] += x,
+                    AggFunc::Min => s.f1[g] = s.f1[g].min(x),
+                    AggFunc::Max => s.f1[g] = s.f1[g].max(x),
+                    AggFunc::Stddev => {
+                        let delta = x - s.f1[g];
+                        s.f1[g] += delta / s.count[g] as f64;
+                        s.f2[g] += delta * (x - s.f1[g]);
+                    }
+                    AggFunc::Count | AggFunc::CountStar => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Fields of the partial-state columns, after the key columns.
+    pub fn state_fields(&self) -> Vec<Field> {
+        let mut fields = Vec::new();
+        for i in 0..self.calls.len() {
+            fields.push(Field::new(format!("__s{i}_count"), DataType::Int64, false));
+            fields.push(Field::new(format!("__s{i}_f1"), DataType::Float64, false));
+            fields.push(Field::new(format!("__s{i}_f2"), DataType::Float64, false));
+            fields.push(Field::new(format!("__s{i}_i1"), DataType::Int64, false));
+        }
+        fields
+    }
+
+    /// The partial states of groups `take`, as columns.
+    pub fn state_columns(&self, take: &[u32]) -> Vec<ArrayRef> {
+        let mut out: Vec<ArrayRef> = Vec::new();
+        for s in &self.states {
+            let pick_i = |v: &Vec<i64>| Arc::new(take.iter().map(|&g| v[g as usize]).collect::<Int64Array>()) as ArrayRef;
+            let pick_f = |v: &Vec<f64>| Arc::new(take.iter().map(|&g| v[g as usize]).collect::<Float64Array>()) as ArrayRef;
+            out.extend([pick_i(&s.count), pick_f(&s.f1), pick_f(&s.f2), pick_i(&s.i1)]);
+        }
+        out
+    }
+
+    /// Merges partial-state columns (starting at column `first`) into the states.
+    pub fn merge(&mut self, partial: &RecordBatch, first: usize, ids: &[u32]) {
+        for (k, (call, s)) in self.calls.iter().zip(&mut self.states).enumerate() {
+            let col = |j: usize| partial.column(first + k * STATE_COLUMNS + j);
+            let count = col(0).as_primitive::<Int64Type>().values().clone();
+            let f1 = col(1).as_primitive::<Float64Type>().values().clone();
+            let f2 = col(2).as_primitive::<Float64Type>().values().clone();
+            let i1 = col(3).as_primitive::<Int64Type>().values().clone();
+            for (i, &g) in ids.iter().enumerate() {
+                let (g, n) = (g as usize, count[i]);
+                if n == 0 {
+                    continue;
+                }
+                match call.func {
+                    AggFunc::Sum if integer(call) => s.i1[g] = s.i1[g].wrapping_add(i1[i]),
+                    AggFunc::Min if integer(call) => s.i1[g] = s.i1[g].min(i1[i]),
+                    AggFunc::Max if integer(call) => s.i1[g] = s.i1[g].max(i1[i]),
+                    AggFunc::Sum | AggFunc::Avg => s.f1[g] += f1[i],
+                    AggFunc::Min => s.f1[g] = s.f1[g].min(f1[i]),
+                    AggFunc::Max => s.f1[g] = s.f1[g].max(f1[i]),
+                    AggFunc::Stddev => {
+                        let (na, nb) = (s.count[g] as f64, n as f64);
+                        let delta = f1[i] - s.f1[g];
+                        let total = na + nb;
+                        s.f1[g] += delta * nb / total;
+                        s.f2[g] += f2[i] + delta * delta * na * nb / total;
+                    }
+                    AggFunc::Count | AggFunc::CountStar => {}
+                }
+                s.count[g] += n;
+            }
+        }
+    }
+
+    /// Final values of every aggregate for groups `0..groups`.
+    pub fn finish(&self, groups: usize) -> Vec<ArrayRef> {
+        self.calls
+            .iter()
+            .zip(&self.states)
+            .map(|(call, s)| {
+                let some = |g: usize| s.count[g] > 0;
+                let a: ArrayRef = match call.func {
+                    AggFunc::Count | AggFunc::CountStar => Arc::new(Int64Array::from(s.count[..groups].to_vec())),
+                    AggFunc::Sum | AggFunc::Min | AggFunc::Max if integer(call) => {
+                        Arc::new((0..groups).map(|g| some(g).then(|| s.i1[g])).collect::<Int64Array>())
+                    }
+                    AggFunc::Sum | AggFunc::Min | AggFunc::Max => {
+                        Arc::new((0..groups).map(|g| some(g).then(|| s.f1[g])).collect::<Float64Array>())
+                    }
+                    AggFunc::Avg => Arc::new(
+                        (0..groups).map(|g| some(g).then(|| s.f1[g] / s.count[g] as f64)).collect::<Float64Array>(),
+                    ),
+                    AggFunc::Stddev => Arc::new(
+                        (0..groups)
+                            .map(|g| (s.count[g] > 1).then(|| (s.f2[g] / (s.count[g] - 1) as f64).sqrt()))
+                            .collect::<Float64Array>(),
+                    ),
+                };
+                a
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,4 @@
+//! Pure array kernels, no timely: expression evaluation and spherical geometry.
+
+pub mod angular;
+pub mod eval;

@@ -1,0 +1,34 @@
+//! Operators: one file per operator, each rendering one [`Plan`] variant as a timely
+//! operator, and pure array kernels in `kernels`.
+#![warn(missing_docs)]
+
+mod aggregate;
+mod filter;
+pub mod kernels;
+mod limit;
+mod project;
+mod scan;
+mod sort;
+
+use starflow_dataflow::{BatchStream, Plan, RenderContext, Renderer, RunError};
+
+pub use project::project_batch;
+pub use sort::sort_batches;
+
+/// The renderer of every plan variant.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Operators;
+
+impl Renderer for Operators {
+    fn render<'s>(&self, ctx: &RenderContext<'s>, plan: &Plan, input: Option<BatchStream<'s>>) -> Result<BatchStream<'s>, RunError> {
+        let need = |input: Option<BatchStream<'s>>| input.ok_or_else(|| RunError::Internal("operator rendered without its input".into()));
+        Ok(match plan {
+            Plan::Scan(spec) => scan::render_scan(ctx, spec)?,
+            Plan::Filter { predicate, .. } => filter::render_filter(ctx, need(input)?, predicate),
+            Plan::Project { spec, .. } => project::render_project(ctx, need(input)?, spec),
+            Plan::Aggregate { spec, .. } => aggregate::render_aggregate(ctx, need(input)?, spec),
+            Plan::Sort { spec, .. } => sort::render_sort(ctx, need(input)?, spec),
+            Plan::Limit { n, .. } => limit::render_limit(ctx, need(input)?, *n),
+        })
+    }
+}

@@ -1,0 +1,79 @@
+//! Scan: each worker reads its share of the partitions (round robin in catalog order),
+//! applies the pushed-down predicate as it reads, and stops early under a pushed-down limit.
+
+use arrow_select::filter::filter_record_batch;
+use starflow_catalogs::PartitionReader;
+use starflow_dataflow::plan::ScanSpec;
+use starflow_dataflow::timely::container::CapacityContainerBuilder;
+use starflow_dataflow::timely::dataflow::operators::generic::operator::source;
+use starflow_dataflow::{Batch, BatchStream, RenderContext, RunError};
+use std::sync::atomic::Ordering;
+
+use crate::kernels::eval::evaluate_predicate;
+
+/// Renders a scan.
+pub(crate) fn render_scan<'s>(ctx: &RenderContext<'s>, spec: &ScanSpec) -> Result<BatchStream<'s>, RunError> {
+    let catalog = ctx
+        .catalogs
+        .get(&spec.catalog)
+        .ok_or_else(|| RunError::Internal(format!("catalog {} not registered on this process", spec.catalog)))?
+        .clone();
+    let scope = ctx.scope;
+    let (index, peers) = (scope.index(), scope.peers());
+    let mut partitions = spec.partitions.iter().filter(|p| p.index % peers == index).cloned().collect::<Vec<_>>().into_iter();
+    let (errors, metrics) = (ctx.errors.clone(), ctx.metrics.clone());
+    let spec = spec.clone();
+    let name = format!("Scan[{}]", spec.catalog);
+    let stream = source::<u64, CapacityContainerBuilder<Vec<Batch>>, _, _>(scope, &name, move |cap, info| {
+        let activator = scope.activator_for(info.address.clone());
+        let mut cap = Some(cap);
+        let mut current: Option<(PartitionReader, u64, u64)> = None; // reader, partition index, batch number
+        let mut emitted = 0u64;
+        move |output| {
+            let Some(c) = cap.as_ref() else { return };
+            let done = errors.failed() || spec.limit.is_some_and(|n| emitted >= n);
+            if current.is_none() && !done {
+                if let Some(p) = partitions.next() {
+                    metrics.partitions_read.fetch_add(1, Ordering::Relaxed);
+                    match PartitionReader::open(&catalog, &p, &spec.column_indices, spec.batch_rows) {
+                        Ok(reader) => current = Some((reader, p.index as u64, 0)),
+                        Err(e) => errors.record(e.into()),
+                    }
+                }
+            }
+            let Some((reader, partition, number)) = current.as_mut().filter(|_| !done) else {
+                cap = None;
+                return;
+            };
+            match reader.next_batch() {
+                Ok(Some(batch)) => {
+                    metrics.rows_read.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                    let batch = match &spec.predicate {
+                        None => Ok(batch),
+                        Some(p) => evaluate_predicate(p, &batch).and_then(|mask| filter_record_batch(&batch, &mask)),
+                    };
+                    match batch {
+                        Ok(mut batch) => {
+                            if let Some(n) = spec.limit {
+                                let keep = (n - emitted).min(batch.num_rows() as u64) as usize;
+                                batch = batch.slice(0, keep);
+                            }
+                            emitted += batch.num_rows() as u64;
+                            metrics.rows_matched.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                            if batch.num_rows() > 0 {
+                                let seq = (*partition << 32) | *number;
+                                output.session(c).give(Batch::new(batch, seq));
+                            }
+                            *number += 1;
+                        }
+                        Err(source) => errors.record(RunError::Arrow { context: format!("scan of {}", spec.catalog), source }),
+                    }
+                }
+                Ok(None) => current = None,
+                Err(e) => errors.record(e.into()),
+            }
+            activator.activate();
+        }
+    });
+    Ok(stream)
+}
