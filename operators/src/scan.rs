@@ -1,6 +1,8 @@
 //! Scan: each worker reads its share of the partitions (round robin in catalog order),
 //! applies the pushed-down predicate as it reads, and stops early under a pushed-down limit.
 
+use arrow_array::{RecordBatch, RecordBatchOptions};
+use arrow_schema::ArrowError;
 use arrow_select::filter::filter_record_batch;
 use starflow_catalogs::PartitionReader;
 use starflow_dataflow::plan::ScanSpec;
@@ -50,7 +52,9 @@ pub(crate) fn render_scan<'s>(ctx: &RenderContext<'s>, spec: &ScanSpec) -> Resul
                     metrics.rows_read.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
                     let batch = match &spec.predicate {
                         None => Ok(batch),
-                        Some(p) => evaluate_predicate(p, &batch).and_then(|mask| filter_record_batch(&batch, &mask)),
+                        Some(p) => evaluate_predicate(p, &batch).and_then(|mask| {
+                            filter_record_batch(&emitted_columns(&batch, spec.output_columns)?, &mask)
+                        }),
                     };
                     match batch {
                         Ok(mut batch) => {
@@ -76,4 +80,15 @@ pub(crate) fn render_scan<'s>(ctx: &RenderContext<'s>, spec: &ScanSpec) -> Resul
         }
     });
     Ok(stream)
+}
+
+/// The first `n` columns of a batch (the rest fed only the predicate).
+fn emitted_columns(batch: &RecordBatch, n: usize) -> Result<RecordBatch, ArrowError> {
+    if n == batch.num_columns() {
+        return Ok(batch.clone());
+    }
+    let indices: Vec<usize> = (0..n).collect();
+    let projected = batch.project(&indices)?;
+    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    RecordBatch::try_new_with_options(projected.schema(), projected.columns().to_vec(), &options)
 }

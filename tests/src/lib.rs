@@ -1,1 +1,18 @@
-//! placeholder
+//! Fixtures of the end-to-end suite: a generated DP0.2-like catalog and its brute-force
+//! copy, a small nullable catalog, helpers that run SQL through the library and through the
+//! `starflow` binary, result comparison, reference computations and golden scripts.
+
+pub mod cli;
+pub mod engine;
+pub mod fixture;
+pub mod golden;
+pub mod load;
+pub mod reference;
+pub mod value;
+
+pub use cli::{CliOutput, catalog_args, starflow, starflow_bin, starflow_query};
+pub use engine::{QueryOutput, WORKER_COUNTS, WORKERS, catalogs, explain, query, rows, try_query};
+pub use fixture::{DP02, Dp02Fixture, NULLS, Scratch, dp02, nulls_catalog, write_parquet};
+pub use load::{DP02_COLUMNS, Dp02Row};
+pub use reference::{FloatAgg, haversine_deg, wrap_ra};
+pub use value::{AGG, Tol, Value, assert_rows_eq, assert_same_rows, compare_rows, rows_of, sorted};

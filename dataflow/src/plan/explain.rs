@@ -23,7 +23,10 @@ fn node(plan: &Plan, depth: usize, workers: usize, out: &mut String) {
             let p = &s.pruning;
             let _ = writeln!(out, "{pad}Scan {} on {workers} worker(s)", s.catalog);
             let cols = if s.columns.is_empty() { "(none: row counts from footers)".to_string() } else { s.columns.join(", ") };
-            let _ = writeln!(out, "{pad}  columns: {cols}");
+            let _ = writeln!(out, "{pad}  columns read: {cols}");
+            if s.output_columns < s.columns.len() {
+                let _ = writeln!(out, "{pad}  columns emitted: {}", if s.output_columns == 0 { "(none: row counts only)".to_string() } else { s.columns[..s.output_columns].join(", ") });
+            }
             match &s.predicate {
                 Some(e) => { let _ = writeln!(out, "{pad}  predicate (applied while reading): {e}"); }
                 None => { let _ = writeln!(out, "{pad}  predicate: none"); }

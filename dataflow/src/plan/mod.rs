@@ -61,6 +61,8 @@ pub struct ScanSpec {
     pub columns: Vec<String>,
     /// Indices of `columns` in the catalog schema.
     pub column_indices: Vec<usize>,
+    /// The first `output_columns` of `columns` are emitted; the rest only feed the predicate.
+    pub output_columns: usize,
     /// Pushed-down predicate, applied to every batch as it is read.
     pub predicate: Option<Expr>,
     /// Range bounds used to prune row groups.

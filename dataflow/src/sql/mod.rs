@@ -180,11 +180,8 @@ fn plan_query(query: &ast::Query, catalogs: &CatalogSet, options: &PlanOptions) 
     let aggs = scope.aggs.take().unwrap_or_default();
     let aggregate = !aggs.is_empty() || !keys.is_empty() || having.is_some();
 
-    // Columns the scan must read.
+    // Columns the scan must read: those used after the scan, then predicate-only ones.
     let mut needed = Vec::new();
-    if let Some(p) = &predicate {
-        p.columns(&mut needed);
-    }
     for (e, _) in &items {
         e.columns(&mut needed);
     }
@@ -203,9 +200,13 @@ fn plan_query(query: &ast::Query, catalogs: &CatalogSet, options: &PlanOptions) 
         h.columns(&mut needed);
     }
     needed.retain(|c| schema.field_with_name(c).is_ok());
+    let output_columns = needed.len();
+    if let Some(p) = &predicate {
+        p.columns(&mut needed);
+    }
     let column_indices: Vec<usize> = needed.iter().map(|c| schema.index_of(c).expect("resolved")).collect();
     let scan_schema = Arc::new(Schema::new(
-        column_indices.iter().map(|&i| schema.field(i).clone()).collect::<Vec<Field>>(),
+        column_indices[..output_columns].iter().map(|&i| schema.field(i).clone()).collect::<Vec<Field>>(),
     ));
 
     let bounds = predicate.as_ref().map(|p| bounds::bounds_of(p, &schema)).unwrap_or_default();
@@ -215,6 +216,7 @@ fn plan_query(query: &ast::Query, catalogs: &CatalogSet, options: &PlanOptions) 
         catalog: catalog.name.clone(),
         columns: needed,
         column_indices,
+        output_columns,
         predicate,
         bounds,
         partitions,

@@ -1,0 +1,77 @@
+//! Brute-force reference computations, written independently of the engine's kernels:
+//! haversine distances and textbook (two-pass) aggregates.
+
+use crate::value::Value;
+
+/// Angular separation in degrees by the haversine formula.
+pub fn haversine_deg(ra1: f64, dec1: f64, ra2: f64, dec2: f64) -> f64 {
+    let (d1, d2) = (dec1.to_radians(), dec2.to_radians());
+    let h = ((d2 - d1) / 2.0).sin().powi(2) + d1.cos() * d2.cos() * ((ra2 - ra1).to_radians() / 2.0).sin().powi(2);
+    2.0 * h.sqrt().min(1.0).asin().to_degrees()
+}
+
+/// Wraps an RA difference into (-180, 180].
+pub fn wrap_ra(mut d: f64) -> f64 {
+    while d > 180.0 {
+        d -= 360.0;
+    }
+    while d <= -180.0 {
+        d += 360.0;
+    }
+    d
+}
+
+/// The aggregates of SQL over one group, skipping NULL and NaN (pandas `skipna`).
+#[derive(Debug, Clone, Default)]
+pub struct FloatAgg {
+    values: Vec<f64>,
+}
+
+impl FloatAgg {
+    /// Adds a value (NaN is skipped).
+    pub fn push(&mut self, x: f64) {
+        if !x.is_nan() {
+            self.values.push(x);
+        }
+    }
+
+    /// `COUNT(x)`.
+    pub fn count(&self) -> Value {
+        Value::Int(self.values.len() as i64)
+    }
+
+    /// `SUM(x)` (NULL over no values).
+    pub fn sum(&self) -> Value {
+        Value::opt_f64((!self.values.is_empty()).then(|| self.values.iter().sum()))
+    }
+
+    /// `AVG(x)`.
+    pub fn avg(&self) -> Value {
+        Value::opt_f64((!self.values.is_empty()).then(|| self.mean()))
+    }
+
+    /// `MIN(x)`.
+    pub fn min(&self) -> Value {
+        Value::opt_f64(self.values.iter().copied().reduce(f64::min))
+    }
+
+    /// `MAX(x)`.
+    pub fn max(&self) -> Value {
+        Value::opt_f64(self.values.iter().copied().reduce(f64::max))
+    }
+
+    /// `STDDEV(x)`: sample standard deviation, two-pass (NULL below two values).
+    pub fn stddev(&self) -> Value {
+        let n = self.values.len();
+        if n < 2 {
+            return Value::Null;
+        }
+        let mean = self.mean();
+        let ss: f64 = self.values.iter().map(|x| (x - mean).powi(2)).sum();
+        Value::Float((ss / (n - 1) as f64).sqrt())
+    }
+
+    fn mean(&self) -> f64 {
+        self.values.iter().sum::<f64>() / self.values.len() as f64
+    }
+}
