@@ -2,6 +2,7 @@
 //! clustered sky cut into tracts of 7×7 patches, one Parquet file per tract.
 
 use std::fs::File;
+use std::panic::resume_unwind;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -65,24 +66,14 @@ pub struct Dp02Options {
 impl Default for Dp02Options {
     /// The small demo catalog: 8 files, 200 000 rows, seed 42, 16 384-row row groups.
     fn default() -> Self {
-        Self {
-            files: 8,
-            rows: 200_000,
-            seed: 42,
-            row_group_rows: 16_384,
-        }
+        Self { files: 8, rows: 200_000, seed: 42, row_group_rows: 16_384 }
     }
 }
 
 impl Dp02Options {
     /// The benchmark catalog: 109 files, 7 714 406 rows, seed 42, 16 384-row row groups.
     pub fn seed_sized() -> Self {
-        Self {
-            files: 109,
-            rows: 7_714_406,
-            seed: 42,
-            row_group_rows: 16_384,
-        }
+        Self { files: 109, rows: 7_714_406, seed: 42, row_group_rows: 16_384 }
     }
 
     fn validate(&self) -> Result<()> {
@@ -124,21 +115,8 @@ pub fn dp02_schema() -> SchemaRef {
         column("patch", DataType::Int32),
         column("detect_isPrimary", DataType::Boolean),
     ];
-    let floats = [
-        "refExtendedness",
-        "mag_u",
-        "mag_g",
-        "mag_r",
-        "mag_i",
-        "mag_z",
-        "mag_y",
-    ];
-    for name in floats
-        .into_iter()
-        .chain(["magerr_g", "magerr_r", "magerr_i"])
-    {
-        fields.push(Field::new(name, DataType::Float32, true));
-    }
+    let floats = "refExtendedness mag_u mag_g mag_r mag_i mag_z mag_y magerr_g magerr_r magerr_i";
+    fields.extend(floats.split(' ').map(|name| Field::new(name, DataType::Float32, true)));
     Arc::new(Schema::new(fields))
 }
 
@@ -156,9 +134,8 @@ pub fn generate_dp02(out: &Path, opts: &Dp02Options) -> Result<Dp02Summary> {
     opts.validate()?;
     std::fs::create_dir_all(out).map_err(io_error(out))?;
     let model = SkyModel::new(opts);
-    let paths: Vec<PathBuf> = (0..opts.files)
-        .map(|t| out.join(format!("tract_{}.parquet", tract_id(t))))
-        .collect();
+    let paths: Vec<PathBuf> =
+        (0..opts.files).map(|t| out.join(format!("tract_{}.parquet", tract_id(t)))).collect();
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(opts.row_group_rows))
@@ -181,24 +158,13 @@ pub fn generate_dp02(out: &Path, opts: &Dp02Options) -> Result<Dp02Summary> {
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let outcomes: Vec<Result<usize>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads.min(opts.files))
-            .map(|_| scope.spawn(worker))
-            .collect();
-        let join = |h: std::thread::ScopedJoinHandle<'_, _>| {
-            h.join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        };
-        handles.into_iter().map(join).collect()
+        let handles: Vec<_> = (0..threads.min(opts.files)).map(|_| scope.spawn(worker)).collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|p| resume_unwind(p))).collect()
     });
     let row_groups = outcomes.into_iter().sum::<Result<usize>>()?;
-    let summary = Dp02Summary {
-        files: paths,
-        rows: opts.rows,
-        row_groups,
-    };
     tracing::info!(files = opts.files, rows = opts.rows, row_groups, out = %out.display(),
         "dp02 demo catalog written");
-    Ok(summary)
+    Ok(Dp02Summary { files: paths, rows: opts.rows, row_groups })
 }
 
 fn tract_id(index: usize) -> i32 {
@@ -206,10 +172,7 @@ fn tract_id(index: usize) -> i32 {
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CatalogError + '_ {
-    move |source| CatalogError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| CatalogError::Io { path: path.to_path_buf(), source }
 }
 
 /// Writes one tract's sorted rows in batches of at most `group_rows`; returns row groups.
@@ -220,10 +183,7 @@ fn write_tract(
     index: usize,
     group_rows: usize,
 ) -> Result<usize> {
-    let parquet_error = |source| CatalogError::Parquet {
-        path: path.to_path_buf(),
-        source,
-    };
+    let parquet_error = |source| CatalogError::Parquet { path: path.to_path_buf(), source };
     let schema = dp02_schema();
     let file = File::create(path).map_err(io_error(path))?;
     let mut writer =
@@ -238,26 +198,18 @@ fn write_tract(
             Arc::new(Float32Array::from_iter_values(chunk.iter().map(f)))
         };
         let mut columns: Vec<ArrayRef> = vec![
-            Arc::new(Int64Array::from_iter_values(
-                (0..chunk.len() as i64).map(|k| id0 + k),
-            )),
+            Arc::new(Int64Array::from_iter_values((0..chunk.len() as i64).map(|k| id0 + k))),
             f64s(|r| r.ra),
             f64s(|r| r.dec),
             Arc::new(Int32Array::from_iter_values(chunk.iter().map(|_| tract))),
             Arc::new(Int32Array::from_iter_values(chunk.iter().map(|r| r.patch))),
-            Arc::new(BooleanArray::from_iter(
-                chunk.iter().map(|r| Some(r.primary)),
-            )),
+            Arc::new(BooleanArray::from_iter(chunk.iter().map(|r| Some(r.primary)))),
             f32s(&|r| r.extendedness),
         ];
         columns.extend((0..6).map(|band| f32s(&|r| r.mag[band])));
         columns.extend((0..3).map(|band| f32s(&|r| r.magerr_gri[band])));
-        let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|source| {
-            CatalogError::Arrow {
-                path: path.to_path_buf(),
-                source,
-            }
-        })?;
+        let batch = RecordBatch::try_new(schema.clone(), columns)
+            .map_err(|source| CatalogError::Arrow { path: path.to_path_buf(), source })?;
         writer.write(&batch).map_err(parquet_error)?;
     }
     Ok(writer.close().map_err(parquet_error)?.num_row_groups())
@@ -290,9 +242,8 @@ impl TractGrid {
         let bands =
             ((files as f64 * (DEC_MAX - DEC_MIN) / width).sqrt().round() as usize).clamp(1, files);
         let (base, extra) = (files / bands, files % bands);
-        let columns: Vec<usize> = (0..bands)
-            .map(|b| base + usize::from(b >= bands - extra))
-            .collect();
+        let columns: Vec<usize> =
+            (0..bands).map(|b| base + usize::from(b >= bands - extra)).collect();
         let starts = (0..bands).map(|b| columns[..b].iter().sum()).collect();
         Self { columns, starts }
     }
@@ -307,12 +258,7 @@ impl TractGrid {
         let h = (DEC_MAX - DEC_MIN) / self.columns.len() as f64;
         let w = (RA_MAX - RA_MIN) / self.columns[band] as f64;
         let dec0 = DEC_MIN + band as f64 * h;
-        Cell {
-            ra0: RA_MIN + col * w,
-            ra1: RA_MIN + (col + 1.0) * w,
-            dec0,
-            dec1: dec0 + h,
-        }
+        Cell { ra0: RA_MIN + col * w, ra1: RA_MIN + (col + 1.0) * w, dec0, dec1: dec0 + h }
     }
 
     /// Tract index of a position (positions outside the field clamp to edge tracts).
@@ -365,15 +311,14 @@ impl Cluster {
 }
 
 /// The whole sky, built once and shared by the workers: tract geometry, clusters, rows per
-/// tract, and per tract the cumulative weights of its mixture components (background
-/// first, then the clusters listed in `members`).
+/// tract, and per tract its position mixture: `(weight, None)` for the background, then
+/// `(weight, Some(cluster))` for each cluster with a non-negligible mass in the tract.
 #[derive(Debug, Clone)]
 struct SkyModel {
     grid: TractGrid,
     clusters: Vec<Cluster>,
     rows: Vec<usize>,
-    cumulative: Vec<Vec<f64>>,
-    members: Vec<Vec<usize>>,
+    mixtures: Vec<Vec<(f64, Option<usize>)>>,
 }
 
 impl SkyModel {
@@ -388,83 +333,63 @@ impl SkyModel {
             let weight = sigma_arcmin * (0.6 * rng.normal()).exp();
             let sigma_dec = sigma_arcmin / 60.0;
             let sigma_ra = sigma_dec / dec.to_radians().cos();
-            Cluster {
-                ra,
-                dec,
-                sigma_ra,
-                sigma_dec,
-                weight,
-            }
+            Cluster { ra, dec, sigma_ra, sigma_dec, weight }
         };
         let clusters: Vec<Cluster> = (0..CLUSTERS).map(&mut cluster).collect();
-        let cells: Vec<Cell> = (0..grid.len()).map(|t| grid.cell(t)).collect();
-        let background: Vec<f64> = cells.iter().map(background_mass).collect();
-        let masses: Vec<Vec<(usize, f64)>> = (cells.iter())
-            .map(|cell| {
-                let masses = clusters.iter().map(|c| c.mass_in(cell)).enumerate();
-                masses
-                    .filter(|&(i, m)| m > 1e-9 * clusters[i].weight)
-                    .collect()
+        let mut mixtures: Vec<Vec<(f64, Option<usize>)>> = (0..grid.len())
+            .map(|t| {
+                let cell = grid.cell(t);
+                // Dropping masses < 1e-6 of a cluster bounds the rejection sampling cost.
+                let clustered = (clusters.iter().enumerate())
+                    .map(|(i, c)| (c.mass_in(&cell), i))
+                    .filter(|&(m, i)| m > 1e-6 * clusters[i].weight);
+                let first = (background_mass(&cell), None);
+                std::iter::once(first).chain(clustered.map(|(m, i)| (m, Some(i)))).collect()
             })
             .collect();
-        let bg_scale = BACKGROUND_SHARE / background.iter().sum::<f64>();
-        let cl_total: f64 = masses.iter().flatten().map(|&(_, m)| m).sum();
-        let cl_scale = (1.0 - BACKGROUND_SHARE) / cl_total;
-        let cumulative: Vec<Vec<f64>> = (background.iter().zip(&masses))
-            .map(|(&bg, ms)| {
-                let mut acc = bg * bg_scale;
-                let rest = ms.iter().map(|&(_, m)| {
-                    acc += m * cl_scale;
-                    acc
-                });
-                std::iter::once(bg * bg_scale).chain(rest).collect()
-            })
-            .collect();
-        let expected: Vec<f64> = (cumulative.iter())
-            .map(|c| opts.rows as f64 * c.last().copied().unwrap_or(0.0))
-            .collect();
-        let members = masses
-            .iter()
-            .map(|ms| ms.iter().map(|&(i, _)| i).collect())
+        let total = |bg: bool| -> f64 {
+            let parts = mixtures.iter().flatten().filter(|c| c.1.is_none() == bg);
+            parts.map(|c| c.0).sum()
+        };
+        let bg_scale = BACKGROUND_SHARE / total(true);
+        let cl_scale = (1.0 - BACKGROUND_SHARE) / total(false);
+        for (mass, cluster) in mixtures.iter_mut().flatten() {
+            *mass *= if cluster.is_none() { bg_scale } else { cl_scale };
+        }
+        let expected: Vec<f64> = (mixtures.iter())
+            .map(|m| opts.rows as f64 * m.iter().map(|c| c.0).sum::<f64>())
             .collect();
         let rows = apportion(&expected, opts.rows);
-        Self {
-            grid,
-            clusters,
-            rows,
-            cumulative,
-            members,
-        }
+        Self { grid, clusters, rows, mixtures }
     }
 
-    /// All rows of tract `index`, sorted by `(patch, coord_dec, coord_ra)`.
-    fn tract_rows(&self, index: usize, seed: u64) -> Vec<Row> {
-        let (cumulative, members) = (&self.cumulative[index], &self.members[index]);
-        let cell = self.grid.cell(index);
-        let mut rng = Rng::new(seed, index as u64);
-        let total = cumulative.last().copied().unwrap_or(0.0);
+    /// All rows of tract `t`, sorted by `(patch, coord_dec, coord_ra)`.
+    fn tract_rows(&self, t: usize, seed: u64) -> Vec<Row> {
+        let (cell, mixture) = (self.grid.cell(t), &self.mixtures[t]);
+        let total: f64 = mixture.iter().map(|c| c.0).sum();
+        let mut rng = Rng::new(seed, t as u64);
         let mut row = |_| {
-            let pick = rng.uniform() * total;
-            let k = cumulative
-                .partition_point(|&c| c <= pick)
-                .min(cumulative.len() - 1);
+            let mut pick = rng.uniform() * total;
+            let mut component = mixture.iter().filter(|c| {
+                pick -= c.0;
+                pick < 0.0
+            });
+            let cluster = component.next().and_then(|c| c.1);
             let (ra, dec) = loop {
-                let (ra, dec) = match k {
-                    0 => sample_background(&cell, &mut rng),
-                    _ => self.clusters[members[k - 1]].sample(&cell, &mut rng),
+                let (ra, dec) = match cluster {
+                    None => sample_background(&cell, &mut rng),
+                    Some(i) => self.clusters[i].sample(&cell, &mut rng),
                 };
                 // Guards against rounding at cell edges: the row must locate here.
-                if self.grid.locate(ra, dec) == index {
+                if self.grid.locate(ra, dec) == t {
                     break (ra, dec);
                 }
             };
-            Row::new(ra, dec, cell.patch(ra, dec), k > 0, &mut rng)
+            Row::new(ra, dec, cell.patch(ra, dec), cluster.is_some(), &mut rng)
         };
-        let mut rows: Vec<Row> = (0..self.rows[index]).map(&mut row).collect();
+        let mut rows: Vec<Row> = (0..self.rows[t]).map(&mut row).collect();
         rows.sort_by(|a, b| {
-            (a.patch.cmp(&b.patch))
-                .then(a.dec.total_cmp(&b.dec))
-                .then(a.ra.total_cmp(&b.ra))
+            (a.patch.cmp(&b.patch)).then(a.dec.total_cmp(&b.dec)).then(a.ra.total_cmp(&b.ra))
         });
         rows
     }
@@ -472,19 +397,11 @@ impl SkyModel {
 
 /// Largest-remainder rounding of `expected` to integers summing to exactly `total`.
 fn apportion(expected: &[f64], total: usize) -> Vec<usize> {
+    // The floors sum to at most `total`: `expected` sums to `total` up to rounding (< 1).
     let mut counts: Vec<usize> = expected.iter().map(|e| e.floor() as usize).collect();
-    while counts.iter().sum::<usize>() > total {
-        let largest = (0..counts.len()).max_by_key(|&i| counts[i]).unwrap_or(0);
-        counts[largest] -= 1; // Only reachable through rounding error in `expected`.
-    }
     let mut order: Vec<usize> = (0..expected.len()).collect();
-    order.sort_by(|&a, &b| {
-        expected[b]
-            .fract()
-            .total_cmp(&expected[a].fract())
-            .then(a.cmp(&b))
-    });
-    for k in 0..total - counts.iter().sum::<usize>() {
+    order.sort_by(|&a, &b| expected[b].fract().total_cmp(&expected[a].fract()).then(a.cmp(&b)));
+    for k in 0..total.saturating_sub(counts.iter().sum()) {
         counts[order[k % order.len()]] += 1;
     }
     counts
@@ -504,27 +421,25 @@ fn background_dec(dec: f64) -> f64 {
 /// Background mass of a cell (midpoint rule in Dec, 64 steps; exact in RA).
 fn background_mass(c: &Cell) -> f64 {
     let h = (c.dec1 - c.dec0) / 64.0;
-    let dec_mass: f64 = (0..64)
-        .map(|k| background_dec(c.dec0 + (k as f64 + 0.5) * h))
-        .sum();
+    let dec_mass: f64 = (0..64).map(|k| background_dec(c.dec0 + (k as f64 + 0.5) * h)).sum();
     (c.ra1 - c.ra0) * background_ra((c.ra0 + c.ra1) / 2.0) * dec_mass * h
 }
 
-/// A background position in `c` by rejection against the density's maximum on the cell.
+/// A background position in `c` by rejection against a bound of the density on the cell
+/// (cos is largest nearest the equator, each linear factor at one end of its range).
 fn sample_background(c: &Cell, rng: &mut Rng) -> (f64, f64) {
-    let ra_max = background_ra(c.ra0).max(background_ra(c.ra1));
-    // cos is largest nearest the equator; the gradient factor is largest at one end.
-    let cos_max = c.dec0.abs().min(c.dec1.abs()).to_radians().cos();
     let gradient = |d: f64| background_dec(d) / d.to_radians().cos();
-    let dec_max = cos_max * gradient(c.dec0).max(gradient(c.dec1));
-    let mut draw = |lo: f64, hi: f64, max: f64, density: fn(f64) -> f64| loop {
-        let x = lo + rng.uniform() * (hi - lo);
-        if rng.uniform() * max < density(x) {
-            return x;
+    let cos_max = c.dec0.abs().min(c.dec1.abs()).to_radians().cos();
+    let bound = background_ra(c.ra0).max(background_ra(c.ra1))
+        * cos_max
+        * gradient(c.dec0).max(gradient(c.dec1));
+    loop {
+        let ra = c.ra0 + rng.uniform() * (c.ra1 - c.ra0);
+        let dec = c.dec0 + rng.uniform() * (c.dec1 - c.dec0);
+        if rng.uniform() * bound < background_ra(ra) * background_dec(dec) {
+            return (ra, dec);
         }
-    };
-    let ra = draw(c.ra0, c.ra1, ra_max, background_ra);
-    (ra, draw(c.dec0, c.dec1, dec_max, background_dec))
+    }
 }
 
 /// One catalog row before sorting and id assignment.
@@ -546,11 +461,7 @@ impl Row {
     /// failed measurement or S/N < 1 gives NaN; `magerr = 2.5/ln10 · σ_flux / flux`,
     /// i.e. ≈ 0.217 · 10^(0.4 (m − m5)).
     fn new(ra: f64, dec: f64, patch: i32, in_cluster: bool, rng: &mut Rng) -> Self {
-        let (p_galaxy, p_star) = if in_cluster {
-            (0.95, 0.02)
-        } else {
-            (0.64, 0.33)
-        };
+        let (p_galaxy, p_star) = if in_cluster { (0.95, 0.02) } else { (0.64, 0.33) };
         let class = rng.uniform();
         let star = (p_galaxy..p_galaxy + p_star).contains(&class);
         let extendedness = match class {
@@ -571,22 +482,10 @@ impl Row {
             let gr = 0.2 + 1.3 * rng.uniform();
             let ri = (0.55 * gr - 0.1).max(0.0) + 0.05 * n[0];
             let iz = 0.45 * ri + 0.04 * n[2];
-            (
-                1.0 + 0.9 * gr + 0.1 * n[1],
-                gr,
-                ri,
-                iz,
-                0.25 * ri + 0.04 * n[3],
-            )
+            (1.0 + 0.9 * gr + 0.1 * n[1], gr, ri, iz, 0.25 * ri + 0.04 * n[3])
         } else {
             let gr = 0.65 + 0.25 * n[1];
-            (
-                0.6 + 0.35 * n[0],
-                gr,
-                0.35 + 0.15 * n[2],
-                0.25 + 0.12 * n[3],
-                0.15 + 0.12 * n[4],
-            )
+            (0.6 + 0.35 * n[0], gr, 0.35 + 0.15 * n[2], 0.25 + 0.12 * n[3], 0.15 + 0.12 * n[4])
         };
         let r = i + ri;
         let truth = [r + gr + ug, r + gr, r, i, i - iz, i - iz - zy];
@@ -600,15 +499,7 @@ impl Row {
             }
         }
         let primary = rng.uniform() < 0.85;
-        Row {
-            ra,
-            dec,
-            patch,
-            primary,
-            extendedness,
-            mag,
-            magerr_gri: [err[1], err[2], err[3]],
-        }
+        Row { ra, dec, patch, primary, extendedness, mag, magerr_gri: [err[1], err[2], err[3]] }
     }
 }
 
@@ -656,10 +547,7 @@ struct Rng {
 impl Rng {
     fn new(seed: u64, stream: u64) -> Self {
         let mut x = seed ^ splitmix64(&mut stream.wrapping_add(0x5851_F42D_4C95_7F2D));
-        Self {
-            s: [0; 4].map(|_| splitmix64(&mut x)),
-            spare: None,
-        }
+        Self { s: [0; 4].map(|_| splitmix64(&mut x)), spare: None }
     }
 
     fn next_u64(&mut self) -> u64 {
@@ -719,47 +607,24 @@ mod tests {
 
     fn read_file(path: &Path) -> Vec<RecordBatch> {
         let file = File::open(path).unwrap();
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .unwrap()
-            .build()
-            .unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
         reader.map(|b| b.unwrap()).collect()
     }
 
     fn f32_col(batch: &RecordBatch, name: &str) -> Vec<f32> {
-        batch
-            .column_by_name(name)
-            .unwrap()
-            .as_primitive::<Float32Type>()
-            .values()
-            .to_vec()
+        batch.column_by_name(name).unwrap().as_primitive::<Float32Type>().values().to_vec()
     }
 
     fn f64_col(batch: &RecordBatch, name: &str) -> Vec<f64> {
-        batch
-            .column_by_name(name)
-            .unwrap()
-            .as_primitive::<Float64Type>()
-            .values()
-            .to_vec()
+        batch.column_by_name(name).unwrap().as_primitive::<Float64Type>().values().to_vec()
     }
 
     fn i32_col(batch: &RecordBatch, name: &str) -> Vec<i32> {
-        batch
-            .column_by_name(name)
-            .unwrap()
-            .as_primitive::<Int32Type>()
-            .values()
-            .to_vec()
+        batch.column_by_name(name).unwrap().as_primitive::<Int32Type>().values().to_vec()
     }
 
     fn opts(files: usize, rows: usize, seed: u64) -> Dp02Options {
-        Dp02Options {
-            files,
-            rows,
-            seed,
-            ..Dp02Options::default()
-        }
+        Dp02Options { files, rows, seed, ..Dp02Options::default() }
     }
 
     #[test]
@@ -776,10 +641,7 @@ mod tests {
             assert_eq!(batches[0].schema(), dp02_schema());
             let mut rows = 0;
             for batch in &batches {
-                let col = batch
-                    .column_by_name("objectId")
-                    .unwrap()
-                    .as_primitive::<Int64Type>();
+                let col = batch.column_by_name("objectId").unwrap().as_primitive::<Int64Type>();
                 assert!(col.values().iter().all(|&id| id > 0 && ids.insert(id)));
                 rows += batch.num_rows();
             }
@@ -827,10 +689,7 @@ mod tests {
                     assert!((cell.dec0..=cell.dec1).contains(&dec[k]));
                     assert_eq!(patch[k], cell.patch(ra[k], dec[k]));
                     assert!((0..49).contains(&patch[k]));
-                    assert!(
-                        (patch[k], dec[k]) >= last,
-                        "rows not sorted by (patch, dec)"
-                    );
+                    assert!((patch[k], dec[k]) >= last, "rows not sorted by (patch, dec)");
                     last = (patch[k], dec[k]);
                 }
             }
@@ -854,40 +713,22 @@ mod tests {
         let n = mag_i.len() as f64;
         let frac = |v: &[f32], f: fn(f32) -> bool| v.iter().filter(|&&x| f(x)).count() as f64 / n;
         let nan_i = frac(&mag_i, f32::is_nan);
-        assert!(
-            nan_i > 0.01 && nan_i < 0.15,
-            "NaN fraction of mag_i {nan_i}"
-        );
+        assert!(nan_i > 0.01 && nan_i < 0.15, "NaN fraction of mag_i {nan_i}");
         assert!(frac(&mag_u, f32::is_nan) > nan_i);
         let bright = frac(&mag_i, |m| m < 26.0);
         assert!(bright > 0.5 && bright < 0.9, "mag_i < 26 fraction {bright}");
-        let faintest = mag_i
-            .iter()
-            .copied()
-            .filter(|m| m.is_finite())
-            .fold(f32::MIN, f32::max);
+        let faintest = mag_i.iter().copied().filter(|m| m.is_finite()).fold(f32::MIN, f32::max);
         assert!(faintest > 26.0, "faintest mag_i {faintest}");
-        assert!(
-            mag_i
-                .iter()
-                .zip(&err_i)
-                .all(|(m, e)| m.is_nan() == e.is_nan())
-        );
+        assert!(mag_i.iter().zip(&err_i).all(|(m, e)| m.is_nan() == e.is_nan()));
         let galaxies = frac(&ext, |x| x == 1.0);
-        assert!(
-            galaxies > 0.6 && galaxies < 0.8,
-            "galaxy fraction {galaxies}"
-        );
+        assert!(galaxies > 0.6 && galaxies < 0.8, "galaxy fraction {galaxies}");
         std::fs::remove_dir_all(&out).unwrap();
     }
 
     #[test]
     fn row_groups_respect_size() {
         let out = temp_out("groups");
-        let options = Dp02Options {
-            row_group_rows: 700,
-            ..opts(2, 5_000, 5)
-        };
+        let options = Dp02Options { row_group_rows: 700, ..opts(2, 5_000, 5) };
         let summary = generate_dp02(&out, &options).unwrap();
         let mut groups = 0;
         for path in &summary.files {
@@ -906,126 +747,10 @@ mod tests {
     #[test]
     fn invalid_options_are_rejected() {
         let out = temp_out("invalid");
-        for bad in [
-            opts(0, 10, 1),
-            Dp02Options {
-                row_group_rows: 0,
-                ..opts(1, 10, 1)
-            },
-        ] {
+        for bad in [opts(0, 10, 1), Dp02Options { row_group_rows: 0, ..opts(1, 10, 1) }] {
             let err = generate_dp02(&out, &bad).unwrap_err();
             assert!(matches!(err, CatalogError::InvalidOption(_)), "{err}");
         }
         assert!(!out.exists());
-    }
-}
-#[cfg(test)]
-#[cfg(test)]
-mod tmp_stats {
-    use super::*;
-    use arrow_array::cast::AsArray;
-    use arrow_array::types::Float32Type;
-    #[test]
-    #[ignore]
-    fn tmp_stats() {
-        let out = std::env::temp_dir().join("starflow-dp02-tmpstats");
-        let _ = std::fs::remove_dir_all(&out);
-        let opts = if std::env::var("BIG").is_ok() {
-            Dp02Options::seed_sized()
-        } else {
-            Dp02Options::default()
-        };
-        let t = std::time::Instant::now();
-        let s = generate_dp02(&out, &opts).unwrap();
-        eprintln!(
-            "time {:?} rows {} rgs {}",
-            t.elapsed(),
-            s.rows,
-            s.row_groups
-        );
-        let size: u64 = s
-            .files
-            .iter()
-            .map(|p| std::fs::metadata(p).unwrap().len())
-            .sum();
-        eprintln!("size {} MB", size as f64 / 1e6);
-        let model = SkyModel::new(&opts);
-        let counts = model.rows.clone();
-        eprintln!(
-            "grid {:?} counts min {} max {}",
-            model.grid.columns,
-            counts.iter().min().unwrap(),
-            counts.iter().max().unwrap()
-        );
-        let names = [
-            "mag_u",
-            "mag_g",
-            "mag_r",
-            "mag_i",
-            "mag_z",
-            "mag_y",
-            "magerr_i",
-            "refExtendedness",
-        ];
-        let mut cols: Vec<Vec<f32>> = vec![vec![]; names.len()];
-        let mut prim = 0usize;
-        let mut n = 0usize;
-        for p in s.files.iter().take(8) {
-            let f = File::open(p).unwrap();
-            for b in parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
-                .unwrap()
-                .build()
-                .unwrap()
-            {
-                let b = b.unwrap();
-                for (k, nm) in names.iter().enumerate() {
-                    cols[k].extend(
-                        b.column_by_name(nm)
-                            .unwrap()
-                            .as_primitive::<Float32Type>()
-                            .values()
-                            .iter(),
-                    );
-                }
-                prim += b
-                    .column_by_name("detect_isPrimary")
-                    .unwrap()
-                    .as_boolean()
-                    .true_count();
-                n += b.num_rows();
-            }
-        }
-        let nf = n as f64;
-        for (k, nm) in names.iter().enumerate() {
-            let v = &cols[k];
-            let nan = v.iter().filter(|x| x.is_nan()).count() as f64 / nf;
-            let lt26 = v.iter().filter(|&&x| x < 26.0).count() as f64 / nf;
-            let mx = v
-                .iter()
-                .copied()
-                .filter(|x| x.is_finite())
-                .fold(f32::MIN, f32::max);
-            let mn = v
-                .iter()
-                .copied()
-                .filter(|x| x.is_finite())
-                .fold(f32::MAX, f32::min);
-            eprintln!(
-                "{nm}: nan {nan:.3} <26 {lt26:.3} min {mn:.2} max {mx:.2} ones {:.3} zeros {:.3}",
-                v.iter().filter(|&&x| x == 1.0).count() as f64 / nf,
-                v.iter().filter(|&&x| x == 0.0).count() as f64 / nf
-            );
-        }
-        eprintln!("primary {:.3}", prim as f64 / nf);
-        let mut h = [0usize; 30];
-        for &m in &cols[3] {
-            if m.is_finite() {
-                h[(m as usize).min(29)] += 1;
-            }
-        }
-        for (k, c) in h.iter().enumerate().skip(14) {
-            eprintln!("{k:2} {c}");
-        }
-        let _ = std::fs::remove_dir_all(&out);
     }
 }

@@ -5,11 +5,12 @@
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, Int64Type};
+use arrow_array::types::{Float32Type, Float64Type, Int64Type};
+use arrow_array::{ArrowPrimitiveType, PrimitiveArray};
 use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch};
 use arrow_cast::cast;
 use arrow_schema::{ArrowError, DataType, Field};
-use starflow_dataflow::plan::{AggCall, AggFunc};
+use starflow_dataflow::plan::{AggCall, AggFunc, Expr};
 
 use crate::kernels::eval::evaluate;
 
@@ -24,6 +25,9 @@ struct State {
     f2: Vec<f64>,
     /// Sum, min or max (integer inputs).
     i1: Vec<i64>,
+    /// While folding raw rows, STDDEV keeps sums of `x - shift` and `(x - shift)²`, with the
+    /// group's first value as shift (no division per row); exported as mean and M2.
+    shift: Vec<f64>,
 }
 
 /// The accumulators of all aggregates of a group-by.
@@ -55,11 +59,14 @@ impl Accumulators {
             s.f1.resize(groups, lo);
             s.f2.resize(groups, 0.0);
             s.i1.resize(groups, hi);
+            s.shift.resize(groups, f64::NAN);
         }
     }
 
-    /// Folds the raw rows of `batch` (group of each row in `ids`) into the states.
+    /// Folds the raw rows of `batch` (group of each row in `ids`) into the states. Each
+    /// distinct argument is evaluated once; floats are read in their own width.
     pub fn update(&mut self, batch: &RecordBatch, ids: &[u32]) -> Result<(), ArrowError> {
+        let mut evaluated: Vec<(&Expr, ArrayRef)> = Vec::new();
         for (call, s) in self.calls.iter().zip(&mut self.states) {
             let Some(arg) = &call.arg else {
                 for &g in ids {
@@ -67,52 +74,31 @@ impl Accumulators {
                 }
                 continue;
             };
-            let values = evaluate(arg, batch)?;
-            if integer(call) && call.func != AggFunc::Avg && call.func != AggFunc::Stddev {
-                let v = cast(&values, &DataType::Int64)?;
-                let v = v.as_primitive::<Int64Type>();
-                for (i, &g) in ids.iter().enumerate() {
-                    if v.is_null(i) {
-                        continue;
-                    }
-                    let (g, x) = (g as usize, v.value(i));
-                    s.count[g] += 1;
-                    match call.func {
-                        AggFunc::Sum => s.i1[g] = s.i1[g].wrapping_add(x),
-                        AggFunc::Min => s.i1[g] = s.i1[g].min(x),
-                        AggFunc::Max => s.i1[g] = s.i1[g].max(x),
-                        _ => {}
-                    }
+            let values = match evaluated.iter().find(|(e, _)| *e == arg) {
+                Some((_, v)) => v.clone(),
+                None => {
+                    let v = evaluate(arg, batch)?;
+                    evaluated.push((arg, v.clone()));
+                    v
                 }
-                continue;
-            }
-            if call.func == AggFunc::Count && !values.data_type().is_floating() {
-                for (i, &g) in ids.iter().enumerate() {
-                    if values.is_valid(i) {
-                        s.count[g as usize] += 1;
-                    }
+            };
+            match values.data_type() {
+                DataType::Float32 => update_float(call.func, s, ids, values.as_primitive::<Float32Type>()),
+                DataType::Float64 => update_float(call.func, s, ids, values.as_primitive::<Float64Type>()),
+                t if t.is_integer() && matches!(call.func, AggFunc::Avg | AggFunc::Stddev) => {
+                    let v = cast(&values, &DataType::Float64)?;
+                    update_float(call.func, s, ids, v.as_primitive::<Float64Type>());
                 }
-                continue;
-            }
-            let v = cast(&values, &DataType::Float64)?;
-            let v = v.as_primitive::<Float64Type>();
-            let nulls = v.nulls();
-            for (i, (&g, &x)) in ids.iter().zip(v.values().iter()).enumerate() {
-                if x.is_nan() || nulls.is_some_and(|n| n.is_null(i)) {
-                    continue;
+                t if t.is_integer() => {
+                    let v = cast(&values, &DataType::Int64)?;
+                    update_int(call.func, s, ids, v.as_primitive::<Int64Type>());
                 }
-                let g = g as usize;
-                s.count[g] += 1;
-                match call.func {
-                    AggFunc::Sum | AggFunc::Avg => s.f1[g] += x,
-                    AggFunc::Min => s.f1[g] = s.f1[g].min(x),
-                    AggFunc::Max => s.f1[g] = s.f1[g].max(x),
-                    AggFunc::Stddev => {
-                        let delta = x - s.f1[g];
-                        s.f1[g] += delta / s.count[g] as f64;
-                        s.f2[g] += delta * (x - s.f1[g]);
+                _ => {
+                    for (i, &g) in ids.iter().enumerate() {
+                        if values.is_valid(i) {
+                            s.count[g as usize] += 1;
+                        }
                     }
-                    AggFunc::Count | AggFunc::CountStar => {}
                 }
             }
         }
@@ -134,10 +120,23 @@ impl Accumulators {
     /// The partial states of groups `take`, as columns.
     pub fn state_columns(&self, take: &[u32]) -> Vec<ArrayRef> {
         let mut out: Vec<ArrayRef> = Vec::new();
-        for s in &self.states {
+        for (call, s) in self.calls.iter().zip(&self.states) {
             let pick_i = |v: &Vec<i64>| Arc::new(take.iter().map(|&g| v[g as usize]).collect::<Int64Array>()) as ArrayRef;
             let pick_f = |v: &Vec<f64>| Arc::new(take.iter().map(|&g| v[g as usize]).collect::<Float64Array>()) as ArrayRef;
-            out.extend([pick_i(&s.count), pick_f(&s.f1), pick_f(&s.f2), pick_i(&s.i1)]);
+            if call.func == AggFunc::Stddev {
+                // Shifted sums → (mean, M2).
+                let n = |g: usize| s.count[g].max(1) as f64;
+                let mean = take.iter().map(|&g| { let g = g as usize; s.shift[g] + s.f1[g] / n(g) });
+                let m2 = take.iter().map(|&g| { let g = g as usize; (s.f2[g] - s.f1[g] * s.f1[g] / n(g)).max(0.0) });
+                out.extend([
+                    pick_i(&s.count),
+                    Arc::new(mean.collect::<Float64Array>()) as ArrayRef,
+                    Arc::new(m2.collect::<Float64Array>()) as ArrayRef,
+                    pick_i(&s.i1),
+                ]);
+            } else {
+                out.extend([pick_i(&s.count), pick_f(&s.f1), pick_f(&s.f2), pick_i(&s.i1)]);
+            }
         }
         out
     }
@@ -203,5 +202,60 @@ impl Accumulators {
                 a
             })
             .collect()
+    }
+}
+
+/// Folds float values (read as `f64`), skipping NULL and NaN. One loop per function.
+fn update_float<T>(func: AggFunc, s: &mut State, ids: &[u32], values: &PrimitiveArray<T>)
+where
+    T: ArrowPrimitiveType,
+    T::Native: Into<f64>,
+{
+    let nulls = values.nulls().filter(|n| n.null_count() > 0);
+    let rows = ids.iter().zip(values.values().iter()).enumerate().filter_map(|(i, (&g, &x))| {
+        let x: f64 = x.into();
+        (!x.is_nan() && nulls.is_none_or(|n| n.is_valid(i))).then_some((g as usize, x))
+    });
+    let State { count, f1, f2, shift, .. } = s;
+    match func {
+        AggFunc::Sum | AggFunc::Avg => rows.for_each(|(g, x)| {
+            count[g] += 1;
+            f1[g] += x;
+        }),
+        AggFunc::Min => rows.for_each(|(g, x)| {
+            count[g] += 1;
+            f1[g] = f1[g].min(x);
+        }),
+        AggFunc::Max => rows.for_each(|(g, x)| {
+            count[g] += 1;
+            f1[g] = f1[g].max(x);
+        }),
+        AggFunc::Stddev => rows.for_each(|(g, x)| {
+            if count[g] == 0 {
+                shift[g] = x;
+            }
+            count[g] += 1;
+            let d = x - shift[g];
+            f1[g] += d;
+            f2[g] += d * d;
+        }),
+        AggFunc::Count | AggFunc::CountStar => rows.for_each(|(g, _)| count[g] += 1),
+    }
+}
+
+/// Folds integer values, skipping NULL.
+fn update_int(func: AggFunc, s: &mut State, ids: &[u32], values: &PrimitiveArray<Int64Type>) {
+    for (i, &g) in ids.iter().enumerate() {
+        if values.is_null(i) {
+            continue;
+        }
+        let (g, x) = (g as usize, values.value(i));
+        s.count[g] += 1;
+        match func {
+            AggFunc::Sum => s.i1[g] = s.i1[g].wrapping_add(x),
+            AggFunc::Min => s.i1[g] = s.i1[g].min(x),
+            AggFunc::Max => s.i1[g] = s.i1[g].max(x),
+            _ => {}
+        }
     }
 }

@@ -7,7 +7,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::Int64Type;
+use arrow_array::types::{Int32Type, Int64Type};
+use arrow_array::{ArrowPrimitiveType, PrimitiveArray};
 use arrow_array::{Array, ArrayRef, Int64Array};
 use arrow_cast::cast;
 use arrow_row::{RowConverter, SortField};
@@ -91,17 +92,24 @@ impl GroupTable {
         match &mut self.keys {
             Keys::Global => ids.resize(rows, 0),
             Keys::Int { map, null_group, values, last, .. } => {
-                let a = cast(&keys[0], &DataType::Int64)?;
-                let a = a.as_primitive::<Int64Type>();
+                let cast_keys;
+                let a: &dyn IntKeys = match keys[0].data_type() {
+                    DataType::Int32 => keys[0].as_primitive::<Int32Type>(),
+                    DataType::Int64 => keys[0].as_primitive::<Int64Type>(),
+                    _ => {
+                        cast_keys = cast(&keys[0], &DataType::Int64)?;
+                        cast_keys.as_primitive::<Int64Type>()
+                    }
+                };
                 for i in 0..rows {
-                    let id = if a.is_null(i) {
+                    let id = if a.null_at(i) {
                         *null_group.get_or_insert_with(|| {
                             values.push(None);
                             *groups += 1;
                             (*groups - 1) as u32
                         })
                     } else {
-                        let v = a.value(i);
+                        let v = a.key_at(i);
                         match last {
                             Some((k, id)) if *k == v => *id,
                             _ => {
@@ -168,5 +176,23 @@ impl GroupTable {
                 converter.convert_rows(take.iter().map(|&g| parser.parse(&rows[g as usize])))
             }
         }
+    }
+}
+
+/// Integer key columns read without widening copies.
+trait IntKeys {
+    fn null_at(&self, i: usize) -> bool;
+    fn key_at(&self, i: usize) -> i64;
+}
+
+impl<T: ArrowPrimitiveType> IntKeys for PrimitiveArray<T>
+where
+    T::Native: Into<i64>,
+{
+    fn null_at(&self, i: usize) -> bool {
+        self.is_null(i)
+    }
+    fn key_at(&self, i: usize) -> i64 {
+        self.value(i).into()
     }
 }
