@@ -62,6 +62,12 @@ pub enum CatalogError {
         /// Its type of the column (or "no such column").
         second_type: String,
     },
+    /// A file changed between opening the catalog and reading it.
+    #[error("{path}: the file changed since the catalog was opened (schema or row count differs)")]
+    Changed {
+        /// The file.
+        path: PathBuf,
+    },
     /// Invalid options given to a generator or reader.
     #[error("invalid option: {0}")]
     InvalidOption(String),

@@ -8,7 +8,7 @@ pub mod parquet;
 pub mod partition;
 
 pub use error::{CatalogError, Result};
-pub use parquet::prune::ColumnBound;
+pub use parquet::prune::{ColumnBound, ColumnStats};
 pub use parquet::reader::PartitionReader;
-pub use parquet::{CatalogFile, ParquetCatalog, PruneReport};
+pub use parquet::{CatalogFile, ParquetCatalog, PruneReport, RowGroupStats};
 pub use partition::Partition;

@@ -53,7 +53,7 @@ pub fn run(args: &QueryArgs) -> Result<()> {
     output.finish()?;
     if args.stats {
         eprintln!(
-            "stats: workers={workers} row_groups_read={} rows_read={} rows_matched={} rows_out={} seconds={:.3} peak_rss_mib={:.1}",
+            "stats: workers={workers} partitions_read={} rows_read={} rows_matched={} rows_out={} seconds={:.3} peak_rss_mib={:.1}",
             stats.partitions_read, stats.rows_read, stats.rows_matched, stats.rows_out, stats.seconds, peak_rss_mib()
         );
     }

@@ -31,13 +31,14 @@ pub(crate) fn render_scan<'s>(ctx: &RenderContext<'s>, spec: &ScanSpec) -> Resul
         let mut cap = Some(cap);
         let mut current: Option<(PartitionReader, u64, u64)> = None; // reader, partition index, batch number
         let mut emitted = 0u64;
+        let mut footer = None;
         move |output| {
             let Some(c) = cap.as_ref() else { return };
             let done = errors.failed() || spec.limit.is_some_and(|n| emitted >= n);
             if current.is_none() && !done {
                 if let Some(p) = partitions.next() {
                     metrics.partitions_read.fetch_add(1, Ordering::Relaxed);
-                    match PartitionReader::open(&catalog, &p, &spec.column_indices, spec.batch_rows) {
+                    match PartitionReader::open(&catalog, &p, &spec.column_indices, spec.batch_rows, &mut footer) {
                         Ok(reader) => current = Some((reader, p.index as u64, 0)),
                         Err(e) => errors.record(e.into()),
                     }

@@ -83,7 +83,7 @@ fn count_column_skips_nan() {
 fn group_by_tract_matches_brute_force() {
     let out = query(BY_TRACT, WORKERS);
     let mut types = vec![DataType::Int32, DataType::Int64, DataType::Int64];
-    types.extend([DataType::Float64; 5]);
+    types.extend(vec![DataType::Float64; 5]);
     assert_eq!(out.types(), types);
     assert_eq!(out.names(), ["tract", "n", "n_i", "s", "a", "lo", "hi", "sd"]);
     let expected: Vec<Vec<Value>> = group(|r| Some(r.tract), |r| f64::from(r.mag_i))
@@ -237,7 +237,7 @@ fn distinct_with_order_by() {
 #[test]
 fn global_aggregate_over_zero_rows_gives_one_row() {
     let zero = [Value::Int(0), Value::Int(0)];
-    let nulls = [Value::Null; 5];
+    let nulls = vec![Value::Null; 5];
     let expected = vec![[&zero[..], &nulls[..]].concat()];
     assert_rows_eq(&rows(ZERO_ROWS, WORKERS), &expected, Tol::Exact, ZERO_ROWS);
     // Same, when nothing can be pruned and every row is read and rejected.

@@ -93,6 +93,13 @@ impl Value {
     }
 }
 
+/// Exact equality (NaN equals NaN), as [`Value::matches`] with [`Tol::Exact`].
+impl PartialEq for Value {
+    fn eq(&self, other: &Value) -> bool {
+        self.matches(other, Tol::Exact)
+    }
+}
+
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -14,24 +14,36 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 
 use crate::error::{CatalogError, Result};
 use crate::partition::Partition;
-use prune::{ColumnBound, row_group_may_match};
+use prune::{ColumnBound, ColumnStats, row_group_may_match};
 
-/// One file of a catalog with its decoded footer.
+/// One file of a catalog: what planning needs of its footer, kept compact (the footer
+/// itself is re-read by the worker that scans the file, so memory does not grow with it).
 #[derive(Debug, Clone)]
 pub struct CatalogFile {
     /// Path of the file.
     pub path: PathBuf,
-    /// Footer and Arrow schema, read once at open.
-    pub metadata: ArrowReaderMetadata,
     /// For each catalog column, the root column index in this file (None: absent, reads as nulls).
     pub columns: Vec<Option<usize>>,
+    /// Rows in the file.
+    pub num_rows: u64,
+    /// Per row group: rows and min/max of each of the file's columns.
+    pub row_groups: Vec<RowGroupStats>,
 }
 
 impl CatalogFile {
     /// Rows in the file.
     pub fn num_rows(&self) -> u64 {
-        self.metadata.metadata().file_metadata().num_rows() as u64
+        self.num_rows
     }
+}
+
+/// Row count and per-column statistics of one row group.
+#[derive(Debug, Clone)]
+pub struct RowGroupStats {
+    /// Rows in the row group.
+    pub rows: u64,
+    /// Statistics of each column of the file (by the file's own column index).
+    pub columns: Vec<ColumnStats>,
 }
 
 /// A catalog made of Parquet files sharing one schema.
@@ -65,12 +77,12 @@ impl ParquetCatalog {
     /// skipping names starting with `_` or `.`), or a glob pattern.
     pub fn open(name: &str, location: &str) -> Result<Self> {
         let paths = resolve_paths(location)?;
-        let files = read_footers(&paths)?;
-        let (schema, columns) = reconcile_schemas(&files)?;
-        let files = files
+        let footers = read_footers(&paths)?;
+        let (schema, columns) = reconcile_schemas(&footers)?;
+        let files = footers
             .into_iter()
             .zip(columns)
-            .map(|((path, metadata), columns)| CatalogFile { path, metadata, columns })
+            .map(|(f, columns)| CatalogFile { path: f.path, columns, num_rows: f.num_rows, row_groups: f.row_groups })
             .collect();
         Ok(Self { name: name.to_string(), files, schema })
     }
@@ -80,10 +92,10 @@ impl ParquetCatalog {
         self.files.iter().map(CatalogFile::num_rows).sum()
     }
 
-    /// Lists the partitions that may hold rows within `bounds`: one partition per kept row
-    /// group, in catalog order. Empty row groups are skipped.
-    pub fn partitions(&self, bounds: &[ColumnBound]) -> (Vec<Partition>, PruneReport) {
-        let mut partitions = Vec::new();
+    /// Lists the partitions that may hold rows within `bounds`, in catalog order: runs of
+    /// consecutive kept row groups of one file, of at most `partition_rows` rows each.
+    pub fn partitions(&self, bounds: &[ColumnBound], partition_rows: u64) -> (Vec<Partition>, PruneReport) {
+        let mut partitions: Vec<Partition> = Vec::new();
         let mut report = PruneReport {
             files_total: self.files.len(),
             row_groups_total: 0,
@@ -92,28 +104,38 @@ impl ParquetCatalog {
             rows_kept: 0,
         };
         for (file_index, file) in self.files.iter().enumerate() {
-            let meta = file.metadata.metadata();
-            let leaf_of = |column: &str| {
+            let stats_of = |column: &str| {
                 let index = self.schema.index_of(column).ok()?;
                 file.columns[index]
             };
             let mut kept_any = false;
-            for (rg, row_group) in meta.row_groups().iter().enumerate() {
+            let mut run: Option<Partition> = None;
+            for (rg, row_group) in file.row_groups.iter().enumerate() {
                 report.row_groups_total += 1;
-                if row_group.num_rows() == 0 || !row_group_may_match(row_group, bounds, leaf_of) {
+                let keep = row_group.rows > 0 && row_group_may_match(row_group, bounds, stats_of);
+                if !keep {
+                    partitions.extend(run.take());
                     continue;
                 }
                 kept_any = true;
                 report.row_groups_kept += 1;
-                report.rows_kept += row_group.num_rows() as u64;
-                partitions.push(Partition {
-                    index: partitions.len(),
-                    file: file_index,
-                    row_groups: vec![rg],
-                    rows: row_group.num_rows() as u64,
-                });
+                report.rows_kept += row_group.rows;
+                match run.as_mut() {
+                    Some(p) if p.rows + row_group.rows <= partition_rows.max(1) => {
+                        p.row_groups.push(rg);
+                        p.rows += row_group.rows;
+                    }
+                    _ => {
+                        partitions.extend(run.take());
+                        run = Some(Partition { index: 0, file: file_index, row_groups: vec![rg], rows: row_group.rows });
+                    }
+                }
             }
+            partitions.extend(run.take());
             report.files_kept += usize::from(kept_any);
+        }
+        for (i, p) in partitions.iter_mut().enumerate() {
+            p.index = i;
         }
         (partitions, report)
     }
@@ -175,8 +197,16 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+/// What is kept of a footer while opening a catalog.
+struct Footer {
+    path: PathBuf,
+    schema: SchemaRef,
+    num_rows: u64,
+    row_groups: Vec<RowGroupStats>,
+}
+
 /// Reads every footer, on up to all cores (footers are small; latency dominates).
-fn read_footers(paths: &[PathBuf]) -> Result<Vec<(PathBuf, ArrowReaderMetadata)>> {
+fn read_footers(paths: &[PathBuf]) -> Result<Vec<Footer>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(paths.len());
     let chunk = paths.len().div_ceil(threads.max(1));
     let results: Vec<Result<Vec<_>>> = std::thread::scope(|scope| {
@@ -193,27 +223,50 @@ fn read_footers(paths: &[PathBuf]) -> Result<Vec<(PathBuf, ArrowReaderMetadata)>
     Ok(out)
 }
 
-fn read_footer(path: &Path) -> Result<(PathBuf, ArrowReaderMetadata)> {
+fn read_footer(path: &Path) -> Result<Footer> {
+    let metadata = load_footer(path)?;
+    let meta = metadata.metadata();
+    let flat = meta.file_metadata().schema_descr().num_columns() == metadata.schema().fields().len();
+    let row_groups = meta
+        .row_groups()
+        .iter()
+        .map(|rg| RowGroupStats {
+            rows: rg.num_rows() as u64,
+            columns: (0..metadata.schema().fields().len())
+                .map(|c| if flat { ColumnStats::of(rg.column(c).statistics(), rg.num_rows() as u64) } else { ColumnStats::Unknown })
+                .collect(),
+        })
+        .collect();
+    Ok(Footer {
+        path: path.to_path_buf(),
+        schema: metadata.schema().clone(),
+        num_rows: meta.file_metadata().num_rows() as u64,
+        row_groups,
+    })
+}
+
+/// Reads and decodes the footer of one file.
+pub fn load_footer(path: &Path) -> Result<ArrowReaderMetadata> {
     let file = File::open(path).map_err(|source| CatalogError::Io { path: path.into(), source })?;
-    let metadata = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
-        .map_err(|source| CatalogError::Parquet { path: path.into(), source })?;
-    Ok((path.to_path_buf(), metadata))
+    ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+        .map_err(|source| CatalogError::Parquet { path: path.into(), source })
 }
 
 type ColumnMaps = Vec<Vec<Option<usize>>>;
 
 /// Builds the catalog schema and, per file, where each catalog column lives in that file.
-fn reconcile_schemas(files: &[(PathBuf, ArrowReaderMetadata)]) -> Result<(SchemaRef, ColumnMaps)> {
+fn reconcile_schemas(files: &[Footer]) -> Result<(SchemaRef, ColumnMaps)> {
     let mut fields: Vec<Field> = Vec::new();
     let mut origin: Vec<usize> = Vec::new(); // file that introduced each field
     let mut by_name: HashMap<String, usize> = HashMap::new();
-    for (file_index, (path, meta)) in files.iter().enumerate() {
-        for field in meta.schema().fields() {
+    for (file_index, footer) in files.iter().enumerate() {
+        let path = &footer.path;
+        for field in footer.schema.fields() {
             match by_name.get(field.name()) {
                 Some(&i) if fields[i].data_type() != field.data_type() => {
                     return Err(CatalogError::SchemaMismatch {
                         column: field.name().clone(),
-                        first: files[origin[i]].0.clone(),
+                        first: files[origin[i]].path.clone(),
                         first_type: fields[i].data_type().to_string(),
                         second: path.clone(),
                         second_type: field.data_type().to_string(),
@@ -233,15 +286,15 @@ fn reconcile_schemas(files: &[(PathBuf, ArrowReaderMetadata)]) -> Result<(Schema
         }
     }
     let mut maps = Vec::with_capacity(files.len());
-    for (path, meta) in files {
-        let schema = meta.schema();
+    for footer in files {
+        let (path, schema) = (&footer.path, &footer.schema);
         let mut map = Vec::with_capacity(fields.len());
         for (i, field) in fields.iter().enumerate() {
             let found = schema.index_of(field.name()).ok();
             if found.is_none() && !field.is_nullable() {
                 return Err(CatalogError::SchemaMismatch {
                     column: field.name().clone(),
-                    first: files[origin[i]].0.clone(),
+                    first: files[origin[i]].path.clone(),
                     first_type: field.data_type().to_string(),
                     second: path.clone(),
                     second_type: "no such column (and the column is not nullable)".into(),

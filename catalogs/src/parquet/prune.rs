@@ -1,8 +1,9 @@
 //! Row-group pruning from min/max statistics against conjunctive column bounds.
 
-use parquet::file::metadata::RowGroupMetaData;
 use parquet::file::statistics::Statistics;
 use serde::{Deserialize, Serialize};
+
+use crate::parquet::RowGroupStats;
 
 /// A closed or open numeric range one column must fall in for a row to qualify.
 ///
@@ -44,40 +45,52 @@ impl ColumnBound {
     }
 }
 
-/// Min and max of a column chunk as `f64`, when the statistics have both.
-pub fn chunk_range(stats: &Statistics) -> Option<(f64, f64)> {
-    match stats {
-        Statistics::Int32(s) => Some((*s.min_opt()? as f64, *s.max_opt()? as f64)),
-        Statistics::Int64(s) => Some((*s.min_opt()? as f64, *s.max_opt()? as f64)),
-        Statistics::Float(s) => Some((*s.min_opt()? as f64, *s.max_opt()? as f64)),
-        Statistics::Double(s) => Some((*s.min_opt()?, *s.max_opt()?)),
-        _ => None,
+/// What the statistics of one column chunk tell about its values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ColumnStats {
+    /// No usable statistics (non-numeric column, or the writer wrote none).
+    Unknown,
+    /// Every value is null.
+    AllNull,
+    /// Non-null, non-NaN values lie in `[min, max]`.
+    Range(f64, f64),
+}
+
+impl ColumnStats {
+    /// Reads Parquet chunk statistics of a chunk of `rows` rows.
+    pub fn of(stats: Option<&Statistics>, rows: u64) -> Self {
+        let Some(stats) = stats else { return Self::Unknown };
+        let range = match stats {
+            Statistics::Int32(s) => s.min_opt().zip(s.max_opt()).map(|(a, b)| (*a as f64, *b as f64)),
+            Statistics::Int64(s) => s.min_opt().zip(s.max_opt()).map(|(a, b)| (*a as f64, *b as f64)),
+            Statistics::Float(s) => s.min_opt().zip(s.max_opt()).map(|(a, b)| (*a as f64, *b as f64)),
+            Statistics::Double(s) => s.min_opt().zip(s.max_opt()).map(|(a, b)| (*a, *b)),
+            _ => None,
+        };
+        match range {
+            Some((min, max)) if !min.is_nan() && !max.is_nan() => Self::Range(min, max),
+            _ if stats.null_count_opt() == Some(rows) && rows > 0 => Self::AllNull,
+            _ => Self::Unknown,
+        }
     }
 }
 
-/// True when the row group may hold a qualifying row. `leaf_of` maps a column name to
-/// the file's leaf column index (None: the column is absent from this file, read as nulls).
+/// True when the row group may hold a qualifying row. `column_of` maps a catalog column
+/// name to the file's column index (None: the column is absent from this file, all nulls).
 pub fn row_group_may_match(
-    row_group: &RowGroupMetaData,
+    row_group: &RowGroupStats,
     bounds: &[ColumnBound],
-    leaf_of: impl Fn(&str) -> Option<usize>,
+    column_of: impl Fn(&str) -> Option<usize>,
 ) -> bool {
     bounds.iter().all(|bound| {
         if bound.is_empty() {
             return false;
         }
-        let Some(leaf) = leaf_of(&bound.column) else {
-            // All nulls in this file: no value can satisfy a range.
-            return false;
-        };
-        let chunk = row_group.column(leaf);
-        match chunk.statistics().and_then(chunk_range) {
-            Some((min, max)) => bound.may_overlap(min, max),
-            None => {
-                // No usable statistics. If the chunk is entirely null, nothing qualifies.
-                let nulls = chunk.statistics().and_then(|s| s.null_count_opt());
-                !matches!(nulls, Some(n) if n as i64 == row_group.num_rows())
-            }
+        let Some(column) = column_of(&bound.column) else { return false };
+        match row_group.columns.get(column).copied().unwrap_or(ColumnStats::Unknown) {
+            ColumnStats::Range(min, max) => bound.may_overlap(min, max),
+            ColumnStats::AllNull => false,
+            ColumnStats::Unknown => true,
         }
     })
 }

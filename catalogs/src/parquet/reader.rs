@@ -7,10 +7,10 @@ use std::sync::Arc;
 use arrow_array::{RecordBatch, RecordBatchOptions, new_null_array};
 use arrow_schema::{Schema, SchemaRef};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
 use crate::error::{CatalogError, Result};
-use crate::parquet::ParquetCatalog;
+use crate::parquet::{ParquetCatalog, load_footer};
 use crate::partition::Partition;
 
 /// Streams the record batches of one partition with the catalog columns `columns` (indices
@@ -29,11 +29,14 @@ pub struct PartitionReader {
 
 impl PartitionReader {
     /// Opens `partition` of `catalog`, reading only `columns`, in batches of `batch_rows`.
+    /// `footer` caches the last footer this reader's worker decoded (partitions of one
+    /// file usually follow each other).
     pub fn open(
         catalog: &ParquetCatalog,
         partition: &Partition,
         columns: &[usize],
         batch_rows: usize,
+        footer: &mut Option<(usize, ArrowReaderMetadata)>,
     ) -> Result<Self> {
         let file = &catalog.files[partition.file];
         let schema = Arc::new(Schema::new(
@@ -56,9 +59,18 @@ impl PartitionReader {
                 path: file.path.clone(),
             });
         }
+        let metadata = match footer {
+            Some((f, m)) if *f == partition.file => m.clone(),
+            _ => {
+                let m = load_footer(&file.path)?;
+                check_unchanged(catalog, partition.file, &m)?;
+                *footer = Some((partition.file, m.clone()));
+                m
+            }
+        };
         let handle = File::open(&file.path)
             .map_err(|source| CatalogError::Io { path: file.path.clone(), source })?;
-        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(handle, file.metadata.clone());
+        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(handle, metadata);
         let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
         let reader = builder
             .with_projection(mask)
@@ -111,5 +123,25 @@ impl PartitionReader {
         RecordBatch::try_new_with_options(self.schema.clone(), columns, &options)
             .map(Some)
             .map_err(|source| CatalogError::Arrow { path: self.path.clone(), source })
+    }
+}
+
+/// Fails when a file no longer has the columns it had when the catalog was opened.
+fn check_unchanged(catalog: &ParquetCatalog, file: usize, metadata: &ArrowReaderMetadata) -> Result<()> {
+    let f = &catalog.files[file];
+    let schema = metadata.schema();
+    let rows = metadata.metadata().file_metadata().num_rows() as u64;
+    let same = rows == f.num_rows
+        && f.columns.iter().enumerate().all(|(c, root)| match root {
+            Some(r) => schema.fields().get(*r).is_some_and(|field| {
+                let expected = catalog.schema.field(c);
+                field.name() == expected.name() && field.data_type() == expected.data_type()
+            }),
+            None => true,
+        });
+    if same {
+        Ok(())
+    } else {
+        Err(CatalogError::Changed { path: f.path.clone() })
     }
 }

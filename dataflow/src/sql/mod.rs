@@ -30,11 +30,13 @@ pub struct Planned {
 pub struct PlanOptions {
     /// Rows per scanned batch.
     pub batch_rows: usize,
+    /// Most rows per partition (a run of row groups of one file handed to one worker).
+    pub partition_rows: u64,
 }
 
 impl Default for PlanOptions {
     fn default() -> Self {
-        Self { batch_rows: 65_536 }
+        Self { batch_rows: 16_384, partition_rows: 1 << 20 }
     }
 }
 
@@ -210,7 +212,7 @@ fn plan_query(query: &ast::Query, catalogs: &CatalogSet, options: &PlanOptions) 
     ));
 
     let bounds = predicate.as_ref().map(|p| bounds::bounds_of(p, &schema)).unwrap_or_default();
-    let (partitions, report) = catalog.partitions(&bounds);
+    let (partitions, report) = catalog.partitions(&bounds, options.partition_rows);
     let scan_limit = if !aggregate && sort_keys.is_empty() { limit } else { None };
     let mut plan = Plan::Scan(ScanSpec {
         catalog: catalog.name.clone(),
