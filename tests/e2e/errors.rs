@@ -31,7 +31,12 @@ fn unknown_function_suggests_the_nearest() {
 #[test]
 fn syntax_error_has_a_position() {
     starflow_query(&[], "SELECT FROM WHERE").clean_error(&["syntax error", "Line: 1, Column"]);
-    starflow_query(&[], "SELECT objectId FROM dp02 WHERE mag_i <").clean_error(&["Line: 1, Column"]);
+    starflow_query(&[], "SELECT objectId FROM dp02 WHERE mag_i < < 3").clean_error(&["syntax error", "Line: 1, Column"]);
+}
+
+#[test]
+fn syntax_error_at_end_of_input_has_a_position() {
+    starflow_query(&[], "SELECT objectId FROM dp02 WHERE mag_i <").clean_error(&["syntax error", "Line: 1, Column"]);
 }
 
 #[test]

@@ -2,44 +2,48 @@
 //! only its first row groups, narrow predicates skip row groups, and skipping never loses a
 //! matching row (boundary cases where statistics and comparisons use different types).
 
-use starflow_e2e::{Dp02Row, Tol, Value, WORKER_COUNTS, WORKERS, assert_rows_eq, dp02, explain, query, rows, sorted};
+use starflow_dataflow::PlanOptions;
+use starflow_e2e::{
+    DP02_COLUMNS, Dp02Row, Tol, Value, WORKER_COUNTS, WORKERS, assert_rows_eq, dp02, explain, rows, small_partitions,
+    sorted, try_query_with,
+};
 
 pub(crate) const HEAD: &str = "SELECT * FROM dp02 WHERE mag_i < 26 LIMIT 5";
 
+/// Each worker opens one partition and decodes one batch, which already holds five
+/// matches; nothing else is read. With the default 16,384-row batches a worker's first
+/// batch is a whole file of this small catalog, so the stop is also checked with small
+/// batches, where it reads a small fraction of the catalog.
 #[test]
-fn limit_stops_after_the_first_row_groups() {
+fn limit_stops_after_the_first_batch_of_each_worker() {
     let fx = dp02();
+    let expected: Vec<Vec<Value>> = fx.rows.iter().filter(|r| r.mag_i < 26.0).take(5).map(|r| r.select(&DP02_COLUMNS)).collect();
     for workers in WORKER_COUNTS {
-        let out = query(HEAD, workers);
-        let stats = &out.stats;
-        assert!(
-            stats.partitions_read <= workers as u64,
-            "{workers} worker(s) opened {} row groups for LIMIT 5",
-            stats.partitions_read
-        );
-        assert!(
-            stats.rows_read <= (workers * DP02_ROW_GROUP_ROWS) as u64 && stats.rows_read < fx.rows.len() as u64 / 2,
-            "{workers} worker(s) read {} of {} rows for LIMIT 5",
-            stats.rows_read,
-            fx.rows.len()
-        );
-        assert_eq!(stats.rows_out, 5);
+        for options in [PlanOptions::default(), small_partitions()] {
+            let out = try_query_with(HEAD, workers, &options).unwrap_or_else(|e| panic!("{e}"));
+            let (stats, batch) = (&out.stats, options.batch_rows as u64);
+            let context = format!("{workers} worker(s), {batch}-row batches");
+            assert!(stats.partitions_read <= workers as u64, "{context}: opened {} partitions for LIMIT 5", stats.partitions_read);
+            assert!(stats.rows_read <= workers as u64 * batch, "{context}: read {} rows for LIMIT 5", stats.rows_read);
+            assert_eq!(stats.rows_out, 5, "{context}");
+            assert_rows_eq(&out.rows(), &expected, Tol::Exact, &context);
+        }
+        let stats = try_query_with(HEAD, workers, &small_partitions()).expect("query").stats;
+        assert!(stats.rows_read * 8 < fx.rows.len() as u64, "{workers} worker(s) read {} rows for LIMIT 5", stats.rows_read);
     }
     assert!(explain(HEAD, 2).contains("early stop"), "{}", explain(HEAD, 2));
 }
 
-const DP02_ROW_GROUP_ROWS: usize = starflow_e2e::fixture::DP02_OPTIONS.row_group_rows;
-
-/// `(kept, total)` row groups from the `EXPLAIN` line
+/// `(kept row groups, total row groups, rows to read)` from the `EXPLAIN` line
 /// `files: .. ; row groups: K of T kept (P pruned); N rows to read`.
-fn row_groups_kept(explain: &str) -> (u64, u64) {
+fn pruning_line(explain: &str) -> (u64, u64, u64) {
     let line = explain.lines().find(|l| l.contains("row groups:")).unwrap_or_else(|| panic!("no row-group line:\n{explain}"));
     let tail = &line[line.find("row groups:").expect("marker") + "row groups:".len()..];
     let words: Vec<&str> = tail.split_whitespace().collect();
-    let kept = words[0].parse().unwrap_or_else(|_| panic!("kept count in {line}"));
-    let total = words[2].parse().unwrap_or_else(|_| panic!("total count in {line}"));
+    let number = |i: usize| words[i].trim_matches(|c: char| !c.is_ascii_digit()).parse().unwrap_or_else(|_| panic!("number {i} in {line}"));
+    let rows_at = words.iter().position(|w| *w == "rows").unwrap_or_else(|| panic!("no row count in {line}"));
     assert!(line.contains("pruned"), "{line}");
-    (kept, total)
+    (number(0), number(2), number(rows_at - 1))
 }
 
 #[test]
@@ -51,13 +55,19 @@ fn narrow_cone_reads_fewer_row_groups() {
         row.ra, row.dec
     );
     let text = explain(&sql, WORKERS);
-    let (kept, total) = row_groups_kept(&text);
+    let (kept, total, to_read) = pruning_line(&text);
     assert_eq!(total, fx.total_row_groups() as u64, "{text}");
     assert!(kept >= 1 && kept < total, "a 0.01° cone kept {kept} of {total} row groups:\n{text}");
+    assert!(to_read < fx.rows.len() as u64, "{text}");
     for workers in WORKER_COUNTS {
-        let out = query(&sql, workers);
-        assert_eq!(out.stats.partitions_read, kept, "{workers} worker(s) read other row groups than EXPLAIN kept");
-        assert!(out.rows().contains(&vec![Value::Int(row.object_id)]), "the cone misses its centre row");
+        for options in [PlanOptions::default(), small_partitions()] {
+            let out = try_query_with(&sql, workers, &options).unwrap_or_else(|e| panic!("{e}"));
+            let context = format!("{workers} worker(s), {} rows per partition", options.partition_rows);
+            // A partition is a run of kept row groups, so there are at most as many as kept row groups.
+            assert!(out.stats.partitions_read >= 1 && out.stats.partitions_read <= kept, "{context}: {:?}", out.stats);
+            assert!(out.stats.rows_read <= to_read, "{context}: read {} rows, EXPLAIN said {to_read}", out.stats.rows_read);
+            assert!(out.rows().contains(&vec![Value::Int(row.object_id)]), "{context}: the cone misses its centre row");
+        }
     }
 }
 
@@ -70,7 +80,7 @@ fn equality_on_a_tract_keeps_one_file() {
 #[test]
 fn explain_of_an_unprunable_scan_keeps_everything() {
     let text = explain("SELECT COUNT(*) FROM dp02 WHERE mag_i + 0 < 24", WORKERS);
-    let (kept, total) = row_groups_kept(&text);
+    let (kept, total, _) = pruning_line(&text);
     assert_eq!(kept, total, "{text}");
 }
 

@@ -63,8 +63,19 @@ pub fn catalogs() -> Arc<CatalogSet> {
 
 /// Plans and runs `sql` on `workers` threads; planning and run errors become `Err(message)`.
 pub fn try_query(sql: &str, workers: usize) -> Result<QueryOutput, String> {
+    try_query_with(sql, workers, &PlanOptions::default())
+}
+
+/// Small partitions and batches: one row group per partition, several batches per row
+/// group, so ordering and early stop are exercised across many partition and batch edges.
+pub fn small_partitions() -> PlanOptions {
+    PlanOptions { batch_rows: 700, partition_rows: 2_000, ..PlanOptions::default() }
+}
+
+/// [`try_query`] with explicit planner options.
+pub fn try_query_with(sql: &str, workers: usize, options: &PlanOptions) -> Result<QueryOutput, String> {
     let catalogs = catalogs();
-    let planned = plan_sql(sql, &catalogs, &PlanOptions::default()).map_err(|e| format!("planning: {e}"))?;
+    let planned = plan_sql(sql, &catalogs, options).map_err(|e| format!("planning: {e}"))?;
     assert!(!planned.explain, "use explain() for EXPLAIN statements");
     let mut batches = Vec::new();
     let stats = run_query(&planned.plan, catalogs, Operators, &ExecOptions { workers }, |batch| {

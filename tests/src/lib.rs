@@ -11,7 +11,9 @@ pub mod reference;
 pub mod value;
 
 pub use cli::{CliOutput, catalog_args, starflow, starflow_bin, starflow_query};
-pub use engine::{QueryOutput, WORKER_COUNTS, WORKERS, catalogs, explain, query, rows, try_query};
+pub use engine::{
+    QueryOutput, WORKER_COUNTS, WORKERS, catalogs, explain, query, rows, small_partitions, try_query, try_query_with,
+};
 pub use fixture::{DP02, Dp02Fixture, NULLS, Scratch, dp02, nulls_catalog, write_parquet};
 pub use load::{DP02_COLUMNS, Dp02Row};
 pub use reference::{FloatAgg, haversine_deg, wrap_ra};
