@@ -9,11 +9,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// Arrow workloads allocate and free many large buffers; mimalloc reuses them without the
-/// page-fault churn of glibc's mmap threshold.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let level = match cli.verbose {

@@ -30,7 +30,7 @@ pub fn open_catalogs(specs: &[String]) -> Result<CatalogSet> {
             bail!("--catalog needs NAME=PATH, got \"{spec}\"");
         }
         let catalog = ParquetCatalog::open(name, path).with_context(|| format!("cannot open catalog \"{name}\""))?;
-        tracing::debug!(catalog = name, files = catalog.files.len(), rows = catalog.num_rows(), "catalog opened");
+        tracing::debug!(catalog = name, files = catalog.files.len(), rows = catalog.num_rows(), peak_rss_mib = peak_rss_mib(), "catalog opened");
         set.insert(catalog);
     }
     Ok(set)
@@ -38,9 +38,11 @@ pub fn open_catalogs(specs: &[String]) -> Result<CatalogSet> {
 
 /// Runs one statement and writes its result.
 pub fn run(args: &QueryArgs) -> Result<()> {
+    tracing::debug!(peak_rss_mib = peak_rss_mib(), "starting");
     let catalogs = Arc::new(open_catalogs(&args.catalogs)?);
     let workers = args.workers.unwrap_or_else(default_workers).max(1);
     let planned = plan_sql(&args.sql, &catalogs, &PlanOptions::default())?;
+    tracing::debug!(peak_rss_mib = peak_rss_mib(), "planned");
     if planned.explain {
         print!("{}", explain(&planned.plan, workers));
         return Ok(());

@@ -39,7 +39,9 @@ fn csv_rows_match_the_library() {
     let got: Vec<Vec<Value>> = lines
         .map(|line| {
             let f: Vec<&str> = line.split(',').collect();
-            let float = |s: &str| if s == "NaN" { f64::NAN } else { s.parse::<f64>().unwrap_or_else(|_| panic!("float {s:?}")) };
+            let float = |s: &str| {
+                if s == "NaN" { f64::NAN } else { s.parse::<f64>().unwrap_or_else(|_| panic!("float {s:?}")) }
+            };
             vec![
                 Value::Int(f[0].parse().expect("objectId")),
                 Value::Int(f[1].parse().expect("tract")),
@@ -79,7 +81,9 @@ fn json_is_an_array_of_row_objects() {
         })
         .collect();
     assert_rows_eq(&got, &expected, Tol::Exact, SAMPLE);
-    assert!(array.iter().any(|o| o["mag_u"].is_null()) || expected.iter().all(|r| !r[3].as_f64().expect("mag_u").is_nan()));
+    assert!(
+        array.iter().any(|o| o["mag_u"].is_null()) || expected.iter().all(|r| !r[3].as_f64().expect("mag_u").is_nan())
+    );
 }
 
 #[test]
@@ -105,7 +109,8 @@ fn parquet_output_reads_back_identically() {
 
 #[test]
 fn table_shows_column_names_and_row_count() {
-    let out = starflow_query(&["--format", "table"], "SELECT tract, COUNT(*) AS n FROM dp02 GROUP BY tract ORDER BY tract");
+    let out =
+        starflow_query(&["--format", "table"], "SELECT tract, COUNT(*) AS n FROM dp02 GROUP BY tract ORDER BY tract");
     let stdout = out.ok();
     for name in ["tract", "n"] {
         assert!(stdout.lines().any(|l| l.split('|').any(|cell| cell.trim() == name)), "no column {name}:\n{stdout}");
@@ -120,13 +125,18 @@ fn table_shows_column_names_and_row_count() {
 fn stats_go_to_stderr() {
     let out = starflow_query(&["--stats", "--workers", "2"], "SELECT * FROM dp02 WHERE mag_i < 26 LIMIT 5");
     out.ok();
-    let stats = out.stderr.lines().find(|l| l.starts_with("stats:")).unwrap_or_else(|| panic!("no stats line:\n{}", out.stderr));
+    let stats = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("stats:"))
+        .unwrap_or_else(|| panic!("no stats line:\n{}", out.stderr));
     assert!(stats.contains("workers=2") && stats.contains("rows_out=5"), "{stats}");
 }
 
 #[test]
 fn explain_prints_the_plan() {
-    let out = starflow_query(&["--workers", "2"], "EXPLAIN SELECT COUNT(*) FROM dp02 WHERE coord_dec BETWEEN -30 AND -29");
+    let out =
+        starflow_query(&["--workers", "2"], "EXPLAIN SELECT COUNT(*) FROM dp02 WHERE coord_dec BETWEEN -30 AND -29");
     let stdout = out.ok();
     assert!(stdout.contains("Scan dp02 on 2 worker(s)") && stdout.contains("pruned"), "{stdout}");
 }

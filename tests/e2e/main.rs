@@ -9,6 +9,7 @@ mod errors;
 mod formats;
 mod geometry;
 mod golden;
+mod locations;
 mod pruning;
 mod scan;
 mod sort;

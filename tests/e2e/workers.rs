@@ -39,7 +39,14 @@ fn same_everywhere(sql: &String) -> Result<(), String> {
 
 #[test]
 fn filters_agree_on_every_worker_count() {
-    check_all("filter", &crate::scan::filter_queries(), same_everywhere);
+    let queries = crate::scan::filter_queries();
+    check_all("filter", &queries[..queries.len() / 2], same_everywhere);
+}
+
+#[test]
+fn more_filters_agree_on_every_worker_count() {
+    let queries = crate::scan::filter_queries();
+    check_all("filter", &queries[queries.len() / 2..], same_everywhere);
 }
 
 #[test]

@@ -69,7 +69,7 @@ pub fn try_query(sql: &str, workers: usize) -> Result<QueryOutput, String> {
 /// Small partitions and batches: one row group per partition, several batches per row
 /// group, so ordering and early stop are exercised across many partition and batch edges.
 pub fn small_partitions() -> PlanOptions {
-    PlanOptions { batch_rows: 700, partition_rows: 2_000, ..PlanOptions::default() }
+    PlanOptions { batch_rows: 700, partition_rows: 2_000 }
 }
 
 /// [`try_query`] with explicit planner options.
@@ -101,8 +101,13 @@ pub fn rows(sql: &str, workers: usize) -> Vec<Vec<Value>> {
 /// The `EXPLAIN` text of `sql` (with or without the `EXPLAIN` keyword).
 #[track_caller]
 pub fn explain(sql: &str, workers: usize) -> String {
-    let sql = if sql.trim_start().to_ascii_uppercase().starts_with("EXPLAIN") { sql.to_string() } else { format!("EXPLAIN {sql}") };
-    let planned = plan_sql(&sql, &catalogs(), &PlanOptions::default()).unwrap_or_else(|e| panic!("planning failed: {e}\n  sql: {sql}"));
+    let sql = if sql.trim_start().to_ascii_uppercase().starts_with("EXPLAIN") {
+        sql.to_string()
+    } else {
+        format!("EXPLAIN {sql}")
+    };
+    let planned = plan_sql(&sql, &catalogs(), &PlanOptions::default())
+        .unwrap_or_else(|e| panic!("planning failed: {e}\n  sql: {sql}"));
     assert!(planned.explain, "EXPLAIN was not recognised: {sql}");
     explain_plan(&planned.plan, workers)
 }

@@ -84,7 +84,11 @@ pub fn check_script(name: &str, workers: usize) {
     }
     let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
     if expected != actual {
-        let first = expected.lines().zip(actual.lines()).position(|(e, a)| e != a).unwrap_or(expected.lines().count().min(actual.lines().count()));
+        let first = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(e, a)| e != a)
+            .unwrap_or(expected.lines().count().min(actual.lines().count()));
         panic!(
             "golden script {name} differs from {} at line {} (rerun with UPDATE_EXPECT=1 to accept):\n  expected: {:?}\n  actual:   {:?}\n--- full actual output ---\n{actual}",
             expected_path.display(),

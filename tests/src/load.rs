@@ -104,7 +104,10 @@ pub fn load_dp02(dir: &Path) -> (Vec<PathBuf>, Vec<usize>, Vec<Dp02Row>) {
     let mut rows = Vec::new();
     let mut row_groups = Vec::new();
     for (file_index, path) in files.iter().enumerate() {
-        let open = || ParquetRecordBatchReaderBuilder::try_new(File::open(path).expect("open fixture file")).expect("parquet footer");
+        let open = || {
+            ParquetRecordBatchReaderBuilder::try_new(File::open(path).expect("open fixture file"))
+                .expect("parquet footer")
+        };
         let groups = open().metadata().num_row_groups();
         row_groups.push(groups);
         for rg in 0..groups {

@@ -6,8 +6,7 @@ use std::fmt;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type,
-    UInt32Type, UInt64Type,
+    Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
@@ -71,9 +70,7 @@ impl Value {
             (Value::Float(a), Value::Float(b)) => match tol {
                 Tol::Exact => a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()) || a == b,
                 Tol::Rel(r) => {
-                    (a.is_nan() && b.is_nan())
-                        || a == b
-                        || (a - b).abs() <= r * a.abs().max(b.abs()).max(1.0)
+                    (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= r * a.abs().max(b.abs()).max(1.0)
                 }
             },
             _ => self.total_cmp(other) == Ordering::Equal,

@@ -16,8 +16,9 @@ use crate::error::{CatalogError, Result};
 use crate::partition::Partition;
 use prune::{ColumnBound, ColumnStats, row_group_may_match};
 
-/// One file of a catalog: what planning needs of its footer, kept compact (the footer
-/// itself is re-read by the worker that scans the file, so memory does not grow with it).
+/// One file of a catalog: what planning needs of its footer, kept small (row-group
+/// statistics are re-read when a query has bounds to prune with, and the worker that scans
+/// the file re-reads its footer), so memory does not grow with the number of files.
 #[derive(Debug, Clone)]
 pub struct CatalogFile {
     /// Path of the file.
@@ -26,8 +27,8 @@ pub struct CatalogFile {
     pub columns: Vec<Option<usize>>,
     /// Rows in the file.
     pub num_rows: u64,
-    /// Per row group: rows and min/max of each of the file's columns.
-    pub row_groups: Vec<RowGroupStats>,
+    /// Rows of each row group.
+    pub row_group_rows: Vec<u64>,
 }
 
 impl CatalogFile {
@@ -77,12 +78,17 @@ impl ParquetCatalog {
     /// skipping names starting with `_` or `.`), or a glob pattern.
     pub fn open(name: &str, location: &str) -> Result<Self> {
         let paths = resolve_paths(location)?;
-        let footers = read_footers(&paths)?;
+        let footers = read_footers(&paths, false, |_, footer| footer)?;
         let (schema, columns) = reconcile_schemas(&footers)?;
         let files = footers
             .into_iter()
             .zip(columns)
-            .map(|(f, columns)| CatalogFile { path: f.path, columns, num_rows: f.num_rows, row_groups: f.row_groups })
+            .map(|(f, columns)| CatalogFile {
+                path: f.path,
+                columns,
+                num_rows: f.num_rows,
+                row_group_rows: f.row_groups.iter().map(|rg| rg.rows).collect(),
+            })
             .collect();
         Ok(Self { name: name.to_string(), files, schema })
     }
@@ -94,7 +100,20 @@ impl ParquetCatalog {
 
     /// Lists the partitions that may hold rows within `bounds`, in catalog order: runs of
     /// consecutive kept row groups of one file, of at most `partition_rows` rows each.
-    pub fn partitions(&self, bounds: &[ColumnBound], partition_rows: u64) -> (Vec<Partition>, PruneReport) {
+    /// With bounds, the footers are read again (in parallel) for their statistics.
+    pub fn partitions(&self, bounds: &[ColumnBound], partition_rows: u64) -> Result<(Vec<Partition>, PruneReport)> {
+        // With bounds: which row groups may match, decided per file as its footer is read, so
+        // the statistics themselves are never all in memory at once.
+        let kept: Option<Vec<Vec<bool>>> = if bounds.is_empty() {
+            None
+        } else {
+            let paths: Vec<PathBuf> = self.files.iter().map(|f| f.path.clone()).collect();
+            Some(read_footers(&paths, true, |file_index, footer| {
+                let file = &self.files[file_index];
+                let column_of = |column: &str| file.columns[self.schema.index_of(column).ok()?];
+                footer.row_groups.iter().map(|s| row_group_may_match(s, bounds, column_of)).collect()
+            })?)
+        };
         let mut partitions: Vec<Partition> = Vec::new();
         let mut report = PruneReport {
             files_total: self.files.len(),
@@ -104,30 +123,26 @@ impl ParquetCatalog {
             rows_kept: 0,
         };
         for (file_index, file) in self.files.iter().enumerate() {
-            let stats_of = |column: &str| {
-                let index = self.schema.index_of(column).ok()?;
-                file.columns[index]
-            };
             let mut kept_any = false;
             let mut run: Option<Partition> = None;
-            for (rg, row_group) in file.row_groups.iter().enumerate() {
+            for (rg, &rows) in file.row_group_rows.iter().enumerate() {
                 report.row_groups_total += 1;
-                let keep = row_group.rows > 0 && row_group_may_match(row_group, bounds, stats_of);
-                if !keep {
+                let may_match = kept.as_ref().is_none_or(|k| k[file_index].get(rg).copied().unwrap_or(true));
+                if rows == 0 || !may_match {
                     partitions.extend(run.take());
                     continue;
                 }
                 kept_any = true;
                 report.row_groups_kept += 1;
-                report.rows_kept += row_group.rows;
+                report.rows_kept += rows;
                 match run.as_mut() {
-                    Some(p) if p.rows + row_group.rows <= partition_rows.max(1) => {
+                    Some(p) if p.rows + rows <= partition_rows.max(1) => {
                         p.row_groups.push(rg);
-                        p.rows += row_group.rows;
+                        p.rows += rows;
                     }
                     _ => {
                         partitions.extend(run.take());
-                        run = Some(Partition { index: 0, file: file_index, row_groups: vec![rg], rows: row_group.rows });
+                        run = Some(Partition { index: 0, file: file_index, row_groups: vec![rg], rows });
                     }
                 }
             }
@@ -137,7 +152,7 @@ impl ParquetCatalog {
         for (i, p) in partitions.iter_mut().enumerate() {
             p.index = i;
         }
-        (partitions, report)
+        Ok((partitions, report))
     }
 }
 
@@ -205,14 +220,37 @@ struct Footer {
     row_groups: Vec<RowGroupStats>,
 }
 
-/// Reads every footer, on up to all cores (footers are small; latency dominates).
-fn read_footers(paths: &[PathBuf]) -> Result<Vec<Footer>> {
+/// Reads every footer, on up to all cores (footers are small; latency dominates), and maps
+/// each (with its index in `paths`) through `keep` on the reading thread.
+fn read_footers<T: Send>(
+    paths: &[PathBuf],
+    with_stats: bool,
+    keep: impl Fn(usize, Footer) -> T + Sync,
+) -> Result<Vec<T>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(paths.len());
-    let chunk = paths.len().div_ceil(threads.max(1));
-    let results: Vec<Result<Vec<_>>> = std::thread::scope(|scope| {
+    let chunk = paths.len().div_ceil(threads.max(1)).max(1);
+    let keep = &keep;
+    let results: Vec<Result<Vec<T>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = paths
-            .chunks(chunk.max(1))
-            .map(|part| scope.spawn(move || part.iter().map(|p| read_footer(p)).collect()))
+            .chunks(chunk)
+            .enumerate()
+            .map(|(c, part)| {
+                scope.spawn(move || {
+                    // Files of a catalog almost always share one schema: keep one copy.
+                    let mut last: Option<SchemaRef> = None;
+                    part.iter()
+                        .enumerate()
+                        .map(|(i, p)| {
+                            let mut footer = read_footer(p, with_stats)?;
+                            match &last {
+                                Some(s) if *s == footer.schema => footer.schema = s.clone(),
+                                _ => last = Some(footer.schema.clone()),
+                            }
+                            Ok(keep(c * chunk + i, footer))
+                        })
+                        .collect()
+                })
+            })
             .collect();
         handles.into_iter().map(|h| h.join().expect("footer reader thread panicked")).collect()
     });
@@ -223,7 +261,7 @@ fn read_footers(paths: &[PathBuf]) -> Result<Vec<Footer>> {
     Ok(out)
 }
 
-fn read_footer(path: &Path) -> Result<Footer> {
+fn read_footer(path: &Path, with_stats: bool) -> Result<Footer> {
     let metadata = load_footer(path)?;
     let meta = metadata.metadata();
     let flat = meta.file_metadata().schema_descr().num_columns() == metadata.schema().fields().len();
@@ -233,16 +271,13 @@ fn read_footer(path: &Path) -> Result<Footer> {
         .map(|rg| RowGroupStats {
             rows: rg.num_rows() as u64,
             columns: (0..metadata.schema().fields().len())
+                .filter(|_| with_stats)
                 .map(|c| if flat { ColumnStats::of(rg.column(c).statistics(), rg.num_rows() as u64) } else { ColumnStats::Unknown })
                 .collect(),
         })
         .collect();
-    Ok(Footer {
-        path: path.to_path_buf(),
-        schema: metadata.schema().clone(),
-        num_rows: meta.file_metadata().num_rows() as u64,
-        row_groups,
-    })
+    let (schema, num_rows) = (metadata.schema().clone(), meta.file_metadata().num_rows() as u64);
+    Ok(Footer { path: path.to_path_buf(), schema, num_rows, row_groups })
 }
 
 /// Reads and decodes the footer of one file.

@@ -212,7 +212,7 @@ fn plan_query(query: &ast::Query, catalogs: &CatalogSet, options: &PlanOptions) 
     ));
 
     let bounds = predicate.as_ref().map(|p| bounds::bounds_of(p, &schema)).unwrap_or_default();
-    let (partitions, report) = catalog.partitions(&bounds, options.partition_rows);
+    let (partitions, report) = catalog.partitions(&bounds, options.partition_rows)?;
     let scan_limit = if !aggregate && sort_keys.is_empty() { limit } else { None };
     let mut plan = Plan::Scan(ScanSpec {
         catalog: catalog.name.clone(),
