@@ -159,7 +159,6 @@ fn group_by_expression_alias() {
 }
 
 #[test]
-#[ignore = "engine bug: FLOOR(x) parses as sqlparser Expr::Floor, which sql/convert.rs rejects (not supported: expression FLOOR(mag_i))"]
 fn group_by_floor() {
     assert_same_rows(rows(BY_FLOOR, WORKERS), binned(f64::floor), AGG, BY_FLOOR);
 }

@@ -37,7 +37,6 @@ fn syntax_error_has_a_position() {
 }
 
 #[test]
-#[ignore = "engine bug: syntax errors at the end of the input carry no position (sqlparser gives none for EOF)"]
 fn syntax_error_at_end_of_input_has_a_position() {
     starflow_query(&[], "SELECT objectId FROM dp02 WHERE mag_i <").clean_error(&["syntax error", "Line: 1, Column"]);
 }

@@ -124,7 +124,6 @@ fn literal_rounding_onto(v: f32, side: f64) -> String {
 /// does), so `mag_i >= L` means `mag_i >= (L as f32)`. Pruning must agree even when `L` is
 /// not representable in f32 and rounds down onto a row group's maximum.
 #[test]
-#[ignore = "engine bug: pruning bounds use the f64 literal while Float32 comparisons use it rounded to f32, so row groups holding matches are pruned"]
 fn pruning_agrees_with_float32_comparisons() {
     let fx = dp02();
     let max = row_group_mag_i(1, 1).fold(f32::NEG_INFINITY, f32::max);
@@ -150,7 +149,6 @@ fn pruning_agrees_with_float32_comparisons() {
 /// `objectId` values exceed 2^53, where neighbouring integers share one f64; pruning bounds
 /// are f64, so a strict bound must not drop the row group holding the largest id.
 #[test]
-#[ignore = "engine bug: strict bounds on Int64 values beyond 2^53 are compared in f64, so row groups holding matches are pruned"]
 fn pruning_keeps_large_integer_ids_on_strict_bounds() {
     let fx = dp02();
     let max = fx.rows.iter().map(|r| r.object_id).max().expect("rows");

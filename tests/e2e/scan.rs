@@ -192,7 +192,6 @@ pub(crate) fn floor_cases() -> Vec<ProjectionCase> {
 }
 
 #[test]
-#[ignore = "engine bug: FLOOR(x) parses as sqlparser Expr::Floor, which sql/convert.rs rejects (not supported: expression FLOOR(mag_i))"]
 fn floor_matches_brute_force() {
     let fx = dp02();
     check_all("FLOOR", &floor_cases(), |c| {

@@ -154,7 +154,6 @@ fn explicit_nulls_first_and_last_are_honoured() {
 }
 
 #[test]
-#[ignore = "engine bug: ORDER BY x DESC puts NULLs last; SortKey::nulls_first documents NULLS FIRST for DESC (PostgreSQL)"]
 fn nulls_sort_first_descending_as_documented() {
     // `SortKey::nulls_first` documents PostgreSQL's default: NULLS LAST for ASC, NULLS FIRST for DESC.
     let got = ids("SELECT id FROM nulls ORDER BY x DESC, id");

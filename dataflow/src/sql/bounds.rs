@@ -1,6 +1,6 @@
 //! Derives row-group pruning bounds from the conjuncts of a `WHERE` predicate.
 
-use arrow_schema::Schema;
+use arrow_schema::{DataType, Schema};
 use starflow_catalogs::ColumnBound;
 
 use crate::plan::{BinaryOp, Expr, Func, Literal};
@@ -18,10 +18,16 @@ pub(crate) fn bounds_of(predicate: &Expr, schema: &Schema) -> Vec<ColumnBound> {
                     _ => continue,
                 };
                 let (Some(v), true) = (value.as_f64(), numeric(col)) else { continue };
+                let t = schema.field_with_name(col).map(|f| f.data_type().clone()).unwrap_or(DataType::Null);
+                // Bounds must agree with how the comparison is evaluated: a Float32 column is
+                // compared with the literal rounded to f32; integer statistics and literals
+                // round to f64 (ids above 2^53), where only non-strict order survives.
+                let v = if t == DataType::Float32 { v as f32 as f64 } else { v };
+                let strict = !t.is_integer();
                 let (lower, upper) = match op {
-                    BinaryOp::Lt => (None, Some((v, false))),
+                    BinaryOp::Lt => (None, Some((v, !strict))),
                     BinaryOp::LtEq => (None, Some((v, true))),
-                    BinaryOp::Gt => (Some((v, false)), None),
+                    BinaryOp::Gt => (Some((v, !strict)), None),
                     BinaryOp::GtEq => (Some((v, true)), None),
                     BinaryOp::Eq => (Some((v, true)), Some((v, true))),
                     _ => continue,
@@ -35,6 +41,8 @@ pub(crate) fn bounds_of(predicate: &Expr, schema: &Schema) -> Vec<ColumnBound> {
                     if values.is_empty() {
                         continue;
                     }
+                    let f32_column = schema.field_with_name(col).is_ok_and(|f| *f.data_type() == DataType::Float32);
+                    let values: Vec<f64> = values.iter().map(|v| if f32_column { *v as f32 as f64 } else { *v }).collect();
                     let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
                     let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                     out.push(ColumnBound { column: col.clone(), lower: Some((lo, true)), upper: Some((hi, true)) });

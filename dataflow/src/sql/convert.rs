@@ -100,6 +100,10 @@ impl Scope<'_> {
                 Expr::InList { expr: Box::new(x), list: values, negated: *negated }
             }
             S::Function(f) => self.function(f, in_agg)?,
+            // sqlparser parses FLOOR(x) as its own expression kind.
+            S::Floor { expr, field: ast::CeilFloorKind::DateTimeField(ast::DateTimeField::NoDateTime) } => {
+                Expr::Call { func: Func::Floor, args: vec![self.convert_inner(expr, in_agg)?] }
+            }
             other => return Err(PlanError::Unsupported(format!("expression {other}"))),
         })
     }

@@ -50,7 +50,15 @@ pub fn plan_sql(sql: &str, catalogs: &CatalogSet, options: &PlanOptions) -> Resu
         _ => (false, sql),
     };
     let mut statements = Parser::parse_sql(&GenericDialect {}, body).map_err(|e| {
-        PlanError::Syntax(e.to_string().trim_start_matches("sql parser error: ").to_string())
+        let message = e.to_string().trim_start_matches("sql parser error: ").to_string();
+        if message.contains("Line:") {
+            PlanError::Syntax(message)
+        } else {
+            // sqlparser gives no position at the end of the input: say where that is.
+            let line = body.lines().count().max(1);
+            let column = body.lines().last().map_or(0, |l| l.chars().count()) + 1;
+            PlanError::Syntax(format!("{message} at Line: {line}, Column: {column} (end of input)"))
+        }
     })?;
     if statements.len() != 1 {
         return Err(PlanError::Syntax(format!("expected one statement, found {}", statements.len())));
@@ -175,7 +183,8 @@ fn plan_query(query: &ast::Query, catalogs: &CatalogSet, options: &PlanOptions) 
                 e => scope.convert(e)?,
             };
             let descending = matches!(o.options.sort, Some(ast::OrderBySort::Desc));
-            sort_keys.push(SortKey { expr, descending, nulls_first: o.options.nulls_first.unwrap_or(false) });
+            // PostgreSQL's default: NULLs sort as if larger than any value.
+            sort_keys.push(SortKey { expr, descending, nulls_first: o.options.nulls_first.unwrap_or(descending) });
         }
     }
     let limit = limit_of(query, select)?;
