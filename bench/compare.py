@@ -46,8 +46,9 @@ DUCKDB = {
 POLARS = {
     "head": "pl.scan_parquet(g).filter(pl.col('mag_i') < 26).head(5).collect()",
     "count": "pl.scan_parquet(g).filter(pl.col('mag_i') < 26).select(pl.len()).collect()",
-    "groupby": "pl.scan_parquet(g).group_by('tract').agg(pl.len(), pl.col('mag_i').mean(), "
-               "pl.col('mag_i').std(), pl.col('mag_i').min(), pl.col('mag_i').max()).collect()",
+    "groupby": "pl.scan_parquet(g).group_by('tract').agg(pl.len(), pl.col('mag_i').mean().alias('a'), "
+               "pl.col('mag_i').std().alias('s'), pl.col('mag_i').min().alias('lo'), "
+               "pl.col('mag_i').max().alias('hi')).collect()",
     "cone": "pl.scan_parquet(g).with_columns(d=2*((((pl.col('coord_dec')-({DEC0})).radians()/2).sin()**2 + "
             "math.cos(math.radians({DEC0}))*pl.col('coord_dec').radians().cos()*"
             "(((pl.col('coord_ra')-({RA0})).radians()/2).sin()**2)).sqrt().arcsin())"
@@ -59,6 +60,13 @@ PANDAS = {
     "count": "df = pd.read_parquet(d, columns=['mag_i']); r = int((df['mag_i'] < 26).sum())",
     "groupby": "df = pd.read_parquet(d, columns=['tract', 'mag_i']); "
                "r = df.groupby('tract')['mag_i'].agg(['count', 'mean', 'std', 'min', 'max'])",
+}
+
+
+BASELINE = {
+    "duckdb": "import duckdb",
+    "polars": "import math, polars as pl",
+    "pandas": "import pandas as pd",
 }
 
 
@@ -107,6 +115,17 @@ def main():
                 pass
     print("| query | " + " | ".join(f"{e} s (RSS MiB)" for e in engines) + " |")
     print("|---|" + "---|" * len(engines))
+    # What each Python engine pays before any query: interpreter start and import.
+    cells = []
+    for engine in engines:
+        if engine in BASELINE:
+            argv = [sys.executable, "-c", BASELINE[engine]]
+            measure(argv)
+            runs = [measure(argv) for _ in range(args.runs)]
+            cells.append(f"{statistics.median(r[0] for r in runs):.3f} ({max(r[1] for r in runs):.0f})")
+        else:
+            cells.append("-")
+    print("| (start + import only) | " + " | ".join(cells) + " |", flush=True)
     for query in STARFLOW:
         cells = []
         for engine in engines:

@@ -67,6 +67,17 @@ pub enum RunError {
     /// The timely runtime could not start or a worker died.
     #[error("worker failure: {0}")]
     Worker(String),
+    /// Setting up or keeping the connections between processes failed.
+    #[error("cluster: {0}")]
+    Cluster(String),
+    /// Another process of the query failed.
+    #[error("process {process}: {message}")]
+    Remote {
+        /// The process that failed.
+        process: usize,
+        /// Its error.
+        message: String,
+    },
     /// A rendering problem: this is a bug.
     #[error("internal error (this is a bug): {0}")]
     Internal(String),

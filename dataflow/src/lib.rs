@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod batch;
+pub mod cluster;
 pub mod compile;
 pub mod error;
 pub mod plan;
@@ -12,6 +13,7 @@ pub mod sql;
 pub mod worker;
 
 pub use batch::Batch;
+pub use cluster::ClusterOptions;
 pub use compile::{BatchStream, QueryErrors, QueryMetrics, RenderContext, Renderer};
 pub use error::{PlanError, RunError};
 pub use plan::Plan;

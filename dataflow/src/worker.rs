@@ -5,11 +5,21 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use arrow_array::RecordBatch;
-use timely::dataflow::channels::pact::Pipeline;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow_array::{Array, RecordBatch, StringArray, UInt64Array};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
+use timely::communication::allocator::{AllocatorBuilder, ProcessBuilder};
+use timely::communication::Hooks;
+use timely::dataflow::ProbeHandle;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::Probe;
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::ProbeHandle;
+use timely::{CommunicationConfig, WorkerConfig};
+
+use crate::batch::Batch;
+use crate::cluster::{ClusterOptions, install_peer_loss_hook};
 
 use crate::compile::{QueryErrors, QueryMetrics, RenderContext, Renderer, gather, render_plan};
 use crate::error::RunError;
@@ -19,8 +29,10 @@ use crate::registry::CatalogSet;
 /// How to run a query.
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
-    /// Worker threads.
+    /// Worker threads (per process).
     pub workers: usize,
+    /// Several processes (None: this process alone).
+    pub cluster: Option<ClusterOptions>,
 }
 
 /// What a finished query reports.
@@ -36,6 +48,10 @@ pub struct QueryStats {
     pub rows_out: u64,
     /// Wall time of the dataflow, seconds.
     pub seconds: f64,
+    /// Bytes sent between processes (data and progress), summed over all processes.
+    pub bytes_sent: u64,
+    /// Processes that took part.
+    pub processes: usize,
 }
 
 /// Runs `plan` on `options.workers` threads; `on_batch` receives the result batches in
@@ -55,15 +71,29 @@ where
     let start = Instant::now();
     let errors = Arc::new(QueryErrors::default());
     let metrics = Arc::new(QueryMetrics::default());
+    let reports: Arc<Mutex<Vec<Report>>> = Arc::default();
+    let bytes_sent = Arc::new(AtomicU64::new(0));
     let (tx, rx) = mpsc::channel::<RecordBatch>();
     let sender = Arc::new(Mutex::new(Some(tx)));
     let plan = Arc::new(plan.clone());
-    let config = match options.workers.max(1) {
-        1 => timely::Config::thread(),
-        n => timely::Config::process(n),
+    let threads = options.workers.max(1);
+    let (builders, others): (Vec<AllocatorBuilder>, Box<dyn std::any::Any + Send>) = match &options.cluster {
+        None => {
+            let config = if threads == 1 { CommunicationConfig::Thread } else { CommunicationConfig::Process(threads) };
+            config.try_build().map_err(RunError::Worker)?
+        }
+        Some(cluster) => {
+            let sockets = crate::cluster::connect(cluster, &bytes_sent)?;
+            install_peer_loss_hook(cluster.addresses.clone(), cluster.process);
+            let hooks = Hooks::default();
+            let local = ProcessBuilder::new_typed_vector(threads, hooks.refill.clone(), hooks.spill.clone());
+            let (builders, guard) = initialize_networking_from_sockets(local, sockets, cluster.process, threads, hooks)
+                .map_err(|e| RunError::Cluster(format!("starting the network threads: {e}")))?;
+            (builders.into_iter().map(AllocatorBuilder::Tcp).collect(), Box::new(guard))
+        }
     };
-    let (errs, mets) = (errors.clone(), metrics.clone());
-    let guards = timely::execute(config, move |worker| {
+    let (errs, mets, reps, sent) = (errors.clone(), metrics.clone(), reports.clone(), bytes_sent.clone());
+    let guards = timely::execute::execute_from(builders, others, WorkerConfig::default(), move |worker| {
         let index = worker.index();
         let sink = if index == 0 { sender.lock().expect("sender lock").take() } else { None };
         let probe = ProbeHandle::new();
@@ -76,6 +106,18 @@ where
             };
             let stream = render_plan(&renderer, &ctx, &plan)?;
             let stream = if plan.is_gathered() { stream } else { gather(stream, "Gather") };
+            let reporting = index % threads == 0;
+            report_stream(stream.clone(), index / threads, reporting, errs.clone(), mets.clone(), sent.clone())
+                .probe_with(&probe)
+                .sink(Exchange::new(|_b: &Batch| 0u64), "ReportSink", {
+                    let reps = reps.clone();
+                    move |(input, _frontier)| {
+                        input.for_each(|_cap, data| {
+                            let mut reps = reps.lock().expect("reports lock");
+                            reps.extend(data.drain(..).filter_map(|b| Report::from_batch(&b.data)));
+                        })
+                    }
+                });
             let errs = errs.clone();
             let mut sink = sink;
             stream.probe_with(&probe).sink(Pipeline, "Sink", move |(input, _frontier)| {
@@ -115,15 +157,107 @@ where
     for result in guards.join() {
         result.map_err(|panic| RunError::Worker(format!("a worker panicked: {panic}")))?;
     }
+    // Errors of other processes arrive as reports on worker 0.
+    let reports = std::mem::take(&mut *reports.lock().expect("reports lock"));
+    for r in &reports {
+        if let Some(message) = &r.error {
+            errors.record(RunError::Remote { process: r.process, message: message.clone() });
+        }
+    }
     if let Some(e) = errors.take() {
         return Err(e);
     }
-    let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    let sum = |f: fn(&Report) -> u64| reports.iter().map(f).sum::<u64>();
     Ok(QueryStats {
-        partitions_read: get(&metrics.partitions_read),
-        rows_read: get(&metrics.rows_read),
-        rows_matched: get(&metrics.rows_matched),
+        partitions_read: sum(|r| r.partitions_read),
+        rows_read: sum(|r| r.rows_read),
+        rows_matched: sum(|r| r.rows_matched),
         rows_out,
         seconds: start.elapsed().as_secs_f64(),
+        bytes_sent: sum(|r| r.bytes_sent),
+        processes: reports.len(),
+    })
+}
+
+/// What each process reports to worker 0 when the query is done: its first error and its
+/// counters.
+#[derive(Debug, Clone, Default)]
+struct Report {
+    process: usize,
+    error: Option<String>,
+    partitions_read: u64,
+    rows_read: u64,
+    rows_matched: u64,
+    bytes_sent: u64,
+}
+
+impl Report {
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("process", DataType::UInt64, false),
+            Field::new("error", DataType::Utf8, true),
+            Field::new("counters", DataType::UInt64, false),
+        ]))
+    }
+
+    /// One row per counter; the error rides on the first row.
+    fn to_batch(&self) -> RecordBatch {
+        let counters = [self.partitions_read, self.rows_read, self.rows_matched, self.bytes_sent];
+        let n = counters.len();
+        let process = UInt64Array::from(vec![self.process as u64; n]);
+        let error: StringArray = (0..n).map(|i| if i == 0 { self.error.clone() } else { None }).collect();
+        RecordBatch::try_new(
+            Self::schema(),
+            vec![Arc::new(process), Arc::new(error), Arc::new(UInt64Array::from(counters.to_vec()))],
+        )
+        .expect("report batch matches its schema")
+    }
+
+    fn from_batch(b: &RecordBatch) -> Option<Self> {
+        use arrow_array::cast::AsArray;
+        let process = b.column(0).as_primitive::<arrow_array::types::UInt64Type>();
+        let error = b.column(1).as_string::<i32>();
+        let c = b.column(2).as_primitive::<arrow_array::types::UInt64Type>();
+        (b.num_rows() == 4).then(|| Report {
+            process: process.value(0) as usize,
+            error: error.is_valid(0).then(|| error.value(0).to_string()),
+            partitions_read: c.value(0),
+            rows_read: c.value(1),
+            rows_matched: c.value(2),
+            bytes_sent: c.value(3),
+        })
+    }
+}
+
+/// Emits this process's report once `stream` is complete (on one worker per process).
+fn report_stream<'s>(
+    stream: crate::compile::BatchStream<'s>,
+    process: usize,
+    reporting: bool,
+    errors: Arc<QueryErrors>,
+    metrics: Arc<QueryMetrics>,
+    bytes_sent: Arc<AtomicU64>,
+) -> crate::compile::BatchStream<'s> {
+    stream.unary_frontier(Pipeline, "Report", move |cap, _info| {
+        let mut cap = Some(cap);
+        move |(input, frontier), output| {
+            input.for_each(|_cap, _data| {});
+            if frontier.is_empty() {
+                if let Some(c) = cap.take() {
+                    if reporting {
+                        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+                        let report = Report {
+                            process,
+                            error: errors.peek(),
+                            partitions_read: get(&metrics.partitions_read),
+                            rows_read: get(&metrics.rows_read),
+                            rows_matched: get(&metrics.rows_matched),
+                            bytes_sent: get(&bytes_sent),
+                        };
+                        output.session(&c).give(Batch::new(report.to_batch(), 0));
+                    }
+                }
+            }
+        }
     })
 }

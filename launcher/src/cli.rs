@@ -35,6 +35,54 @@ pub enum Command {
     },
     /// Time starflow's benchmark queries, each as the first query of a fresh process.
     Bench(crate::bench::BenchArgs),
+    /// SLURM helpers.
+    Slurm {
+        #[command(subcommand)]
+        what: SlurmCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SlurmCommand {
+    /// Print a ready sbatch script that runs `starflow ARGS...` on an allocation with srun.
+    Script(ScriptArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScriptArgs {
+    /// Nodes to allocate.
+    #[arg(long)]
+    pub nodes: usize,
+    /// CPUs per node.
+    #[arg(long)]
+    pub cpus_per_node: usize,
+    /// starflow processes per node (each gets cpus-per-node / tasks-per-node worker threads).
+    #[arg(long, default_value_t = 1)]
+    pub tasks_per_node: usize,
+    /// Memory per node (e.g. 100G).
+    #[arg(long)]
+    pub mem: Option<String>,
+    /// Wall-time limit (e.g. 04:00:00).
+    #[arg(long)]
+    pub time: Option<String>,
+    /// SLURM partition.
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// SLURM account.
+    #[arg(long)]
+    pub account: Option<String>,
+    /// Job name.
+    #[arg(long, default_value = "starflow")]
+    pub job_name: String,
+    /// Network interface for starflow's traffic (e.g. ib0).
+    #[arg(long)]
+    pub interface: Option<String>,
+    /// File for the job's standard output and error.
+    #[arg(long)]
+    pub output: Option<String>,
+    /// The starflow command to run, after `--` (e.g. -- query --catalog dp02=/lustre/... "SELECT ...").
+    #[arg(last = true, required = true)]
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,6 +137,24 @@ pub struct QueryArgs {
     /// Print rows read, row groups read and timings to stderr.
     #[arg(long)]
     pub stats: bool,
+    /// Run as N processes on this machine (over loopback TCP); this one is process 0.
+    #[arg(long, value_name = "N")]
+    pub processes: Option<usize>,
+    /// A host file (one `host[:port]` per line) listing every process of the run.
+    #[arg(long, value_name = "FILE")]
+    pub hosts: Option<PathBuf>,
+    /// This process's index in --hosts (from 0).
+    #[arg(long, value_name = "I")]
+    pub process: Option<usize>,
+    /// Listen on this network interface's address (e.g. ib0) under srun.
+    #[arg(long, value_name = "IF")]
+    pub interface: Option<String>,
+    /// Seconds to wait for every process to connect.
+    #[arg(long, default_value_t = 60)]
+    pub connect_timeout: u64,
+    /// Addresses of all processes (used by processes that --processes starts).
+    #[arg(long, hide = true)]
+    pub peers: Option<String>,
     /// The statement: SELECT ... or EXPLAIN SELECT ...
     pub sql: String,
 }

@@ -1,7 +1,9 @@
 //! The `starflow` binary: parse the command line, set up logging, dispatch.
 
 mod bench;
+mod bootstrap;
 mod cli;
+mod cluster;
 mod output;
 mod query;
 
@@ -32,5 +34,22 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Query(args) => query::run(&args),
         cli::Command::Demo { dir, workers } => query::demo(&dir, workers),
         cli::Command::Bench(args) => bench::run(&args),
+        cli::Command::Slurm { what: cli::SlurmCommand::Script(a) } => {
+            let options = bootstrap::script::ScriptOptions {
+                nodes: a.nodes,
+                cpus_per_node: a.cpus_per_node,
+                tasks_per_node: a.tasks_per_node,
+                mem: a.mem,
+                time: a.time,
+                partition: a.partition,
+                account: a.account,
+                job_name: a.job_name,
+                interface: a.interface,
+                output: a.output,
+            };
+            let exe = std::env::current_exe()?;
+            print!("{}", bootstrap::script::sbatch_script(&options, &exe.to_string_lossy(), &a.args));
+            Ok(())
+        }
     }
 }

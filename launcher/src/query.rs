@@ -36,27 +36,61 @@ pub fn open_catalogs(specs: &[String]) -> Result<CatalogSet> {
     Ok(set)
 }
 
-/// Runs one statement and writes its result.
+/// Runs one statement and writes its result (on process 0 only, when there are several).
 pub fn run(args: &QueryArgs) -> Result<()> {
+    let mut topology = crate::cluster::resolve(args)?;
+    let result = run_in(args, &topology);
+    if result.is_err() {
+        topology.kill();
+    } else {
+        topology.wait()?;
+    }
+    result
+}
+
+fn run_in(args: &QueryArgs, topology: &crate::cluster::Topology) -> Result<()> {
     tracing::debug!(peak_rss_mib = peak_rss_mib(), "starting");
     let catalogs = Arc::new(open_catalogs(&args.catalogs)?);
-    let workers = args.workers.unwrap_or_else(default_workers).max(1);
+    let workers = topology
+        .spec
+        .as_ref()
+        .map(|s| s.threads)
+        .unwrap_or_else(|| args.workers.unwrap_or_else(default_workers))
+        .max(1);
+    let processes = topology.spec.as_ref().map_or(1, |s| s.processes);
     let planned = plan_sql(&args.sql, &catalogs, &PlanOptions::default())?;
     tracing::debug!(peak_rss_mib = peak_rss_mib(), "planned");
+    let leader = topology.process() == 0;
     if planned.explain {
-        print!("{}", explain(&planned.plan, workers));
+        if leader {
+            print!("{}", explain(&planned.plan, workers * processes));
+        }
         return Ok(());
     }
+    let cluster = topology.options(
+        std::time::Duration::from_secs(args.connect_timeout),
+        crate::cluster::fingerprint(&format!("{:?}", planned.plan)),
+    );
     let format = args.format.unwrap_or(if args.out.is_none() && std::io::stdout().is_terminal() { Format::Table } else { Format::Csv });
-    let mut output = Output::open(format, args.out.as_deref(), planned.plan.schema())?;
-    let stats = run_query(&planned.plan, catalogs, Operators, &ExecOptions { workers }, |batch| {
-        output.write(&batch).map_err(|e| RunError::Worker(format!("writing the result: {e:#}")))
+    let mut output = if leader { Some(Output::open(format, args.out.as_deref(), planned.plan.schema())?) } else { None };
+    let stats = run_query(&planned.plan, catalogs, Operators, &ExecOptions { workers, cluster }, |batch| match output.as_mut() {
+        Some(o) => o.write(&batch).map_err(|e| RunError::Worker(format!("writing the result: {e:#}"))),
+        None => Ok(()),
     })?;
-    output.finish()?;
-    if args.stats {
+    if let Some(o) = output {
+        o.finish()?;
+    }
+    if args.stats && leader {
         eprintln!(
-            "stats: workers={workers} partitions_read={} rows_read={} rows_matched={} rows_out={} seconds={:.3} peak_rss_mib={:.1}",
-            stats.partitions_read, stats.rows_read, stats.rows_matched, stats.rows_out, stats.seconds, peak_rss_mib()
+            "stats: processes={processes} workers={} partitions_read={} rows_read={} rows_matched={} rows_out={} bytes_sent={} seconds={:.3} peak_rss_mib={:.1}",
+            workers * processes,
+            stats.partitions_read,
+            stats.rows_read,
+            stats.rows_matched,
+            stats.rows_out,
+            stats.bytes_sent,
+            stats.seconds,
+            peak_rss_mib()
         );
     }
     Ok(())
@@ -109,6 +143,12 @@ pub fn demo(dir: &Path, workers: Option<usize>) -> Result<()> {
             format: Some(Format::Table),
             out: None,
             stats: true,
+            processes: None,
+            hosts: None,
+            process: None,
+            interface: None,
+            connect_timeout: 60,
+            peers: None,
             sql: sql.to_string(),
         })?;
     }

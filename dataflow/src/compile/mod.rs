@@ -45,6 +45,11 @@ impl QueryErrors {
         self.failed.store(true, Ordering::SeqCst);
     }
 
+    /// The recorded error's message, if any, leaving it in place.
+    pub fn peek(&self) -> Option<String> {
+        self.first.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(ToString::to_string)
+    }
+
     /// Takes the recorded error.
     pub fn take(&self) -> Option<RunError> {
         self.first.lock().unwrap_or_else(|p| p.into_inner()).take()
