@@ -10,6 +10,7 @@ mod formats;
 mod geometry;
 mod golden;
 mod locations;
+mod processes;
 mod pruning;
 mod scan;
 mod sort;
