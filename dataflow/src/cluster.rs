@@ -154,7 +154,7 @@ fn accept_higher(listener: &TcpListener, o: &ClusterOptions, deadline: Instant) 
                         o.addresses[me]
                     )));
                 }
-                std::thread::sleep(Duration::from_millis(20));
+                std::thread::sleep(Duration::from_millis(1));
             }
             Err(e) => return Err(err(format!("accepting connections on {}: {e}", o.addresses[me]))),
         }
@@ -187,7 +187,7 @@ fn connect_lower(o: &ClusterOptions, deadline: Instant) -> Result<Vec<Option<Tcp
                     o.connect_timeout
                 )));
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(2));
         };
         peers.push(Some(stream));
     }
