@@ -49,11 +49,13 @@ POLARS = {
     "groupby": "pl.scan_parquet(g).group_by('tract').agg(pl.len(), pl.col('mag_i').mean().alias('a'), "
                "pl.col('mag_i').std().alias('s'), pl.col('mag_i').min().alias('lo'), "
                "pl.col('mag_i').max().alias('hi')).collect()",
-    "cone": "pl.scan_parquet(g).with_columns(d=2*((((pl.col('coord_dec')-({DEC0})).radians()/2).sin()**2 + "
-            "math.cos(math.radians({DEC0}))*pl.col('coord_dec').radians().cos()*"
-            "(((pl.col('coord_ra')-({RA0})).radians()/2).sin()**2)).sqrt().arcsin())"
-            ".filter(pl.col('d') <= math.radians({R})).select('objectId','coord_ra','coord_dec','mag_i').collect()"
-            .format(RA0=RA0, DEC0=DEC0, R=R),
+    "cone": (
+        "dec = pl.col('coord_dec').radians(); ra = pl.col('coord_ra').radians(); "
+        f"a = ((dec - math.radians({DEC0})) / 2).sin() ** 2; "
+        f"b = math.cos(math.radians({DEC0})) * dec.cos() * (((ra - math.radians({RA0})) / 2).sin() ** 2); "
+        "pl.scan_parquet(g).filter(2 * (a + b).sqrt().arcsin() <= "
+        f"math.radians({R})).select('objectId', 'coord_ra', 'coord_dec', 'mag_i').collect()"
+    ),
 }
 
 PANDAS = {
