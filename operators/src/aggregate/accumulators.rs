@@ -30,10 +30,28 @@ struct State {
     shift: Vec<f64>,
 }
 
+/// Raw-row statistics of one floating-point argument, shared by every aggregate over it
+/// (AVG, STDDEV, MIN and MAX of one column cost one pass, not four).
+#[derive(Default)]
+struct Moments {
+    count: Vec<i64>,
+    sum: Vec<f64>,
+    /// The group's first value; `s1`, `s2` are sums of `x - shift` and `(x - shift)²`.
+    shift: Vec<f64>,
+    s1: Vec<f64>,
+    s2: Vec<f64>,
+    min: Vec<f64>,
+    max: Vec<f64>,
+}
+
 /// The accumulators of all aggregates of a group-by.
 pub(crate) struct Accumulators {
     calls: Vec<AggCall>,
     states: Vec<State>,
+    /// Folding raw rows: shared statistics per floating-point argument.
+    moments: Vec<(Expr, Moments)>,
+    /// For each call, the `moments` entry it reads (raw phase, float arguments).
+    uses: Vec<Option<usize>>,
 }
 
 const STATE_COLUMNS: usize = 4;
@@ -43,8 +61,25 @@ fn integer(call: &AggCall) -> bool {
 }
 
 impl Accumulators {
-    pub fn new(calls: &[AggCall]) -> Self {
-        Self { calls: calls.to_vec(), states: calls.iter().map(|_| State::default()).collect() }
+    /// Accumulators for raw rows (`raw`: the partial phase) or for partial states (final).
+    pub fn new(calls: &[AggCall], raw: bool) -> Self {
+        let mut moments: Vec<(Expr, Moments)> = Vec::new();
+        let uses = calls
+            .iter()
+            .map(|call| {
+                let arg = call.arg.as_ref()?;
+                let float = call.arg_type.is_floating()
+                    || (call.arg_type.is_integer() && matches!(call.func, AggFunc::Avg | AggFunc::Stddev));
+                if !raw || !float || call.func == AggFunc::Count {
+                    return None;
+                }
+                Some(moments.iter().position(|(e, _)| e == arg).unwrap_or_else(|| {
+                    moments.push((arg.clone(), Moments::default()));
+                    moments.len() - 1
+                }))
+            })
+            .collect();
+        Self { calls: calls.to_vec(), states: calls.iter().map(|_| State::default()).collect(), moments, uses }
     }
 
     /// Grows every state to `groups` groups.
@@ -61,13 +96,36 @@ impl Accumulators {
             s.i1.resize(groups, hi);
             s.shift.resize(groups, f64::NAN);
         }
+        for (_, m) in &mut self.moments {
+            m.count.resize(groups, 0);
+            m.sum.resize(groups, 0.0);
+            m.shift.resize(groups, 0.0);
+            m.s1.resize(groups, 0.0);
+            m.s2.resize(groups, 0.0);
+            m.min.resize(groups, f64::INFINITY);
+            m.max.resize(groups, f64::NEG_INFINITY);
+        }
     }
 
     /// Folds the raw rows of `batch` (group of each row in `ids`) into the states. Each
     /// distinct argument is evaluated once; floats are read in their own width.
     pub fn update(&mut self, batch: &RecordBatch, ids: &[u32]) -> Result<(), ArrowError> {
         let mut evaluated: Vec<(&Expr, ArrayRef)> = Vec::new();
-        for (call, s) in self.calls.iter().zip(&mut self.states) {
+        for (arg, m) in &mut self.moments {
+            let values = evaluate(arg, batch)?;
+            match values.data_type() {
+                DataType::Float32 => m.update(ids, values.as_primitive::<Float32Type>()),
+                DataType::Float64 => m.update(ids, values.as_primitive::<Float64Type>()),
+                _ => {
+                    let v = cast(&values, &DataType::Float64)?;
+                    m.update(ids, v.as_primitive::<Float64Type>());
+                }
+            }
+        }
+        for ((call, s), uses) in self.calls.iter().zip(&mut self.states).zip(&self.uses) {
+            if uses.is_some() {
+                continue;
+            }
             let Some(arg) = &call.arg else {
                 for &g in ids {
                     s.count[g as usize] += 1;
@@ -120,10 +178,28 @@ impl Accumulators {
     /// The partial states of groups `take`, as columns.
     pub fn state_columns(&self, take: &[u32]) -> Vec<ArrayRef> {
         let mut out: Vec<ArrayRef> = Vec::new();
-        for (call, s) in self.calls.iter().zip(&self.states) {
+        for ((call, s), uses) in self.calls.iter().zip(&self.states).zip(&self.uses) {
             let pick_i = |v: &Vec<i64>| Arc::new(take.iter().map(|&g| v[g as usize]).collect::<Int64Array>()) as ArrayRef;
             let pick_f = |v: &Vec<f64>| Arc::new(take.iter().map(|&g| v[g as usize]).collect::<Float64Array>()) as ArrayRef;
-            if call.func == AggFunc::Stddev {
+            if let Some(m) = uses.map(|u| &self.moments[u].1) {
+                let n = |g: usize| m.count[g].max(1) as f64;
+                let (f1, f2): (Vec<f64>, Vec<f64>) = take
+                    .iter()
+                    .map(|&g| {
+                        let g = g as usize;
+                        match call.func {
+                            AggFunc::Min => (m.min[g], 0.0),
+                            AggFunc::Max => (m.max[g], 0.0),
+                            AggFunc::Stddev => {
+                                (m.shift[g] + m.s1[g] / n(g), (m.s2[g] - m.s1[g] * m.s1[g] / n(g)).max(0.0))
+                            }
+                            _ => (m.sum[g], 0.0),
+                        }
+                    })
+                    .unzip();
+                let zeros = Int64Array::from(vec![0i64; take.len()]);
+                out.extend([pick_i(&m.count), Arc::new(Float64Array::from(f1)) as ArrayRef, Arc::new(Float64Array::from(f2)), Arc::new(zeros)]);
+            } else if call.func == AggFunc::Stddev {
                 // Shifted sums → (mean, M2).
                 let n = |g: usize| s.count[g].max(1) as f64;
                 let mean = take.iter().map(|&g| { let g = g as usize; s.shift[g] + s.f1[g] / n(g) });
@@ -256,6 +332,35 @@ fn update_int(func: AggFunc, s: &mut State, ids: &[u32], values: &PrimitiveArray
             AggFunc::Min => s.i1[g] = s.i1[g].min(x),
             AggFunc::Max => s.i1[g] = s.i1[g].max(x),
             _ => {}
+        }
+    }
+}
+
+impl Moments {
+    /// One pass over a float column: count, sum, shifted sums, min and max per group,
+    /// skipping NULL and NaN.
+    fn update<T>(&mut self, ids: &[u32], values: &PrimitiveArray<T>)
+    where
+        T: ArrowPrimitiveType,
+        T::Native: Into<f64>,
+    {
+        let nulls = values.nulls().filter(|n| n.null_count() > 0);
+        for (i, (&g, &x)) in ids.iter().zip(values.values().iter()).enumerate() {
+            let x: f64 = x.into();
+            if x.is_nan() || nulls.is_some_and(|n| n.is_null(i)) {
+                continue;
+            }
+            let g = g as usize;
+            if self.count[g] == 0 {
+                self.shift[g] = x;
+            }
+            self.count[g] += 1;
+            self.sum[g] += x;
+            let d = x - self.shift[g];
+            self.s1[g] += d;
+            self.s2[g] += d * d;
+            self.min[g] = self.min[g].min(x);
+            self.max[g] = self.max[g].max(x);
         }
     }
 }

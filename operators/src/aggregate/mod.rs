@@ -26,9 +26,10 @@ struct Phase {
 }
 
 impl Phase {
-    fn try_new(spec: &AggregateSpec) -> Result<Self, ArrowError> {
+    /// State of the partial phase (`raw`: folds input rows) or of the final one (merges).
+    fn try_new(spec: &AggregateSpec, raw: bool) -> Result<Self, ArrowError> {
         let types: Vec<_> = spec.schema.fields()[..spec.keys.len()].iter().map(|f| f.data_type().clone()).collect();
-        let mut accs = Accumulators::new(&spec.aggs);
+        let mut accs = Accumulators::new(&spec.aggs, raw);
         let table = GroupTable::try_new(&types)?;
         accs.resize(table.len());
         Ok(Self { table, accs, ids: Vec::new() })
@@ -100,7 +101,7 @@ pub(crate) fn render_aggregate<'s>(ctx: &RenderContext<'s>, input: BatchStream<'
     let (s1, e1) = (spec.clone(), ctx.errors.clone());
     let partial = input.unary_frontier(Pipeline, &format!("AggregatePartial[{label}]"), move |cap, _info| {
         let mut cap = Some(cap);
-        let mut phase = match Phase::try_new(&s1) {
+        let mut phase = match Phase::try_new(&s1, true) {
             Ok(p) => Some(p),
             Err(source) => {
                 e1.record(RunError::Arrow { context: "aggregate".into(), source });
@@ -133,7 +134,7 @@ pub(crate) fn render_aggregate<'s>(ctx: &RenderContext<'s>, input: BatchStream<'
     let key_count = spec.keys.len();
     partial.unary_frontier(Exchange::new(|b: &Batch| b.route), &format!("AggregateFinal[{label}]"), move |cap, _info| {
         let mut cap = Some(cap);
-        let mut phase = Phase::try_new(&s2).ok();
+        let mut phase = Phase::try_new(&s2, false).ok();
         move |(input, frontier), output| {
             input.for_each(|_cap, data| {
                 for batch in data.drain(..) {
