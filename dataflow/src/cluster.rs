@@ -8,9 +8,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
+use starflow_catalogs::ParquetCatalog;
 use timely::communication::allocator::zero_copy::stream::Stream;
 
 use crate::error::RunError;
+use crate::plan::Plan;
 
 const MAGIC: &[u8; 8] = b"STARFLOW";
 
@@ -23,8 +26,51 @@ pub struct ClusterOptions {
     pub addresses: Vec<String>,
     /// How long to wait for every peer to connect.
     pub connect_timeout: Duration,
-    /// A hash of the plan: every process must have planned the same query.
+    /// A hash of the command (statement and catalogs): every process must run the same one.
     pub fingerprint: u64,
+}
+
+/// What process 0 sends every other process once connected: the plan and the catalogs it
+/// reads (so no other process reads a footer or parses SQL), or why there is nothing to run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Shipped {
+    /// Run this plan over these catalogs.
+    Run {
+        /// The plan.
+        plan: Plan,
+        /// The catalogs it scans.
+        catalogs: Vec<ParquetCatalog>,
+    },
+    /// The statement was `EXPLAIN`: process 0 printed the plan; nothing to run.
+    Explained,
+    /// Process 0 could not plan the statement.
+    Failed(String),
+}
+
+impl Shipped {
+    /// Encodes for the wire.
+    pub fn encode(&self) -> Result<Vec<u8>, RunError> {
+        bincode::serialize(self).map_err(|e| RunError::Internal(format!("encoding the plan: {e}")))
+    }
+
+    /// Decodes what [`Shipped::encode`] wrote.
+    pub fn decode(bytes: &[u8]) -> Result<Self, RunError> {
+        bincode::deserialize(bytes).map_err(|e| RunError::Cluster(format!("process 0 sent an unreadable plan: {e}")))
+    }
+}
+
+/// The connections of one process to all others.
+pub struct Connected {
+    /// This process's index.
+    pub process: usize,
+    /// `host:port` of every process.
+    pub addresses: Vec<String>,
+    /// One stream per process (None for this one).
+    pub streams: Vec<Option<CountingStream>>,
+    /// Bytes written to the streams so far.
+    pub bytes_sent: Arc<AtomicU64>,
+    /// What process 0 shipped (on the other processes).
+    pub shipped: Option<Vec<u8>>,
 }
 
 /// A TCP stream that counts the bytes written to it.
@@ -68,8 +114,8 @@ fn err(message: String) -> RunError {
 
 /// Connects to every peer: accepts connections from higher-numbered processes on this
 /// process's address and connects to lower-numbered ones, retrying until the deadline.
-/// Returns one stream per process (None for this one) sharing the `sent` counter.
-pub fn connect(options: &ClusterOptions, sent: &Arc<AtomicU64>) -> Result<Vec<Option<CountingStream>>, RunError> {
+/// Process 0 sends `ship` to every peer; the others receive it.
+pub fn connect(options: &ClusterOptions, ship: Option<&[u8]>) -> Result<Connected, RunError> {
     let (me, n) = (options.process, options.addresses.len());
     if me >= n {
         return Err(err(format!("process index {me} is not below the process count {n}")));
@@ -79,17 +125,21 @@ pub fn connect(options: &ClusterOptions, sent: &Arc<AtomicU64>) -> Result<Vec<Op
     let listener = TcpListener::bind(own).map_err(|e| err(format!("process {me} cannot listen on {own}: {e}")))?;
     listener.set_nonblocking(true).map_err(|e| err(format!("listener on {own}: {e}")))?;
     let (accepted, connected) = std::thread::scope(|scope| {
-        let accept = scope.spawn(|| accept_higher(&listener, options, deadline));
+        let accept = scope.spawn(|| accept_higher(&listener, options, deadline, ship));
         let connect = scope.spawn(|| connect_lower(options, deadline));
         (accept.join().expect("accept thread panicked"), connect.join().expect("connect thread panicked"))
     });
-    let mut streams: Vec<Option<TcpStream>> = connected?;
+    let (mut streams, shipped) = connected?;
     streams.push(None);
     streams.extend(accepted?);
-    Ok(streams
+    // The plan shipment counts as traffic too.
+    let shipped_bytes = ship.map_or(0, |b| (b.len() as u64 + 8) * (n - 1 - me) as u64);
+    let bytes_sent = Arc::new(AtomicU64::new(shipped_bytes));
+    let streams = streams
         .into_iter()
-        .map(|s| s.map(|inner| CountingStream { inner, sent: sent.clone() }))
-        .collect())
+        .map(|s| s.map(|inner| CountingStream { inner, sent: bytes_sent.clone() }))
+        .collect();
+    Ok(Connected { process: me, addresses: options.addresses.clone(), streams, bytes_sent, shipped })
 }
 
 fn handshake(stream: &mut TcpStream, me: usize, fingerprint: u64) -> io::Result<()> {
@@ -111,7 +161,12 @@ fn read_hello(stream: &mut TcpStream) -> io::Result<(usize, u64)> {
     Ok((index, fingerprint))
 }
 
-fn accept_higher(listener: &TcpListener, o: &ClusterOptions, deadline: Instant) -> Result<Vec<Option<TcpStream>>, RunError> {
+fn accept_higher(
+    listener: &TcpListener,
+    o: &ClusterOptions,
+    deadline: Instant,
+    ship: Option<&[u8]>,
+) -> Result<Vec<Option<TcpStream>>, RunError> {
     let me = o.process;
     let mut peers: Vec<Option<TcpStream>> = (me + 1..o.addresses.len()).map(|_| None).collect();
     while peers.iter().any(Option::is_none) {
@@ -131,9 +186,14 @@ fn accept_higher(listener: &TcpListener, o: &ClusterOptions, deadline: Instant) 
                 }
                 if fingerprint != o.fingerprint {
                     return Err(err(format!(
-                        "process {index} ({}) planned a different query than process {me}: do all processes see the same catalog files?",
+                        "process {index} ({}) was started with a different statement or catalogs than process {me}",
                         o.addresses[index]
                     )));
+                }
+                if let Some(bytes) = ship {
+                    let mut framed = (bytes.len() as u64).to_be_bytes().to_vec();
+                    framed.extend_from_slice(bytes);
+                    stream.write_all(&framed).map_err(|e| err(format!("sending the plan to process {index}: {e}")))?;
                 }
                 stream.set_read_timeout(None).map_err(|e| err(e.to_string()))?;
                 stream.set_nodelay(true).map_err(|e| err(e.to_string()))?;
@@ -162,9 +222,12 @@ fn accept_higher(listener: &TcpListener, o: &ClusterOptions, deadline: Instant) 
     Ok(peers)
 }
 
-fn connect_lower(o: &ClusterOptions, deadline: Instant) -> Result<Vec<Option<TcpStream>>, RunError> {
+type Lower = (Vec<Option<TcpStream>>, Option<Vec<u8>>);
+
+fn connect_lower(o: &ClusterOptions, deadline: Instant) -> Result<Lower, RunError> {
     let me = o.process;
     let mut peers = Vec::with_capacity(me);
+    let mut shipped = None;
     for (index, address) in o.addresses.iter().enumerate().take(me) {
         let mut last_error: String;
         let stream = loop {
@@ -176,6 +239,14 @@ fn connect_lower(o: &ClusterOptions, deadline: Instant) -> Result<Vec<Option<Tcp
                 Ok(mut stream) => {
                     handshake(&mut stream, me, o.fingerprint)
                         .map_err(|e| err(format!("handshake with process {index} ({address}): {e}")))?;
+                    if index == 0 {
+                        let wait = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(5));
+                        stream.set_read_timeout(Some(wait)).map_err(|e| err(e.to_string()))?;
+                        shipped = Some(read_shipped(&mut stream).map_err(|e| {
+                            err(format!("process 0 ({address}) sent no plan: {e} (did it fail? see its messages)"))
+                        })?);
+                        stream.set_read_timeout(None).map_err(|e| err(e.to_string()))?;
+                    }
                     stream.set_nodelay(true).map_err(|e| err(e.to_string()))?;
                     break stream;
                 }
@@ -191,7 +262,15 @@ fn connect_lower(o: &ClusterOptions, deadline: Instant) -> Result<Vec<Option<Tcp
         };
         peers.push(Some(stream));
     }
-    Ok(peers)
+    Ok((peers, shipped))
+}
+
+fn read_shipped(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
+    let mut len = [0u8; 8];
+    stream.read_exact(&mut len)?;
+    let mut bytes = vec![0u8; u64::from_be_bytes(len) as usize];
+    stream.read_exact(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// Makes a lost peer fatal with a clear message: timely's network threads (named

@@ -13,7 +13,7 @@ pub mod sql;
 pub mod worker;
 
 pub use batch::Batch;
-pub use cluster::ClusterOptions;
+pub use cluster::{ClusterOptions, Connected, Shipped, connect};
 pub use compile::{BatchStream, QueryErrors, QueryMetrics, RenderContext, Renderer};
 pub use error::{PlanError, RunError};
 pub use plan::Plan;

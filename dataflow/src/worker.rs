@@ -19,7 +19,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::{CommunicationConfig, WorkerConfig};
 
 use crate::batch::Batch;
-use crate::cluster::{ClusterOptions, install_peer_loss_hook};
+use crate::cluster::{Connected, install_peer_loss_hook};
 
 use crate::compile::{QueryErrors, QueryMetrics, RenderContext, Renderer, gather, render_plan};
 use crate::error::RunError;
@@ -27,12 +27,18 @@ use crate::plan::Plan;
 use crate::registry::CatalogSet;
 
 /// How to run a query.
-#[derive(Debug, Clone)]
 pub struct ExecOptions {
     /// Worker threads (per process).
     pub workers: usize,
-    /// Several processes (None: this process alone).
-    pub cluster: Option<ClusterOptions>,
+    /// Connections to the other processes (None: this process alone).
+    pub cluster: Option<Connected>,
+}
+
+impl ExecOptions {
+    /// One process with `workers` threads.
+    pub fn local(workers: usize) -> Self {
+        Self { workers, cluster: None }
+    }
 }
 
 /// What a finished query reports.
@@ -61,7 +67,7 @@ pub fn run_query<R, F>(
     plan: &Plan,
     catalogs: Arc<CatalogSet>,
     renderer: R,
-    options: &ExecOptions,
+    options: ExecOptions,
     mut on_batch: F,
 ) -> Result<QueryStats, RunError>
 where
@@ -72,23 +78,23 @@ where
     let errors = Arc::new(QueryErrors::default());
     let metrics = Arc::new(QueryMetrics::default());
     let reports: Arc<Mutex<Vec<Report>>> = Arc::default();
-    let bytes_sent = Arc::new(AtomicU64::new(0));
     let (tx, rx) = mpsc::channel::<RecordBatch>();
     let sender = Arc::new(Mutex::new(Some(tx)));
     let plan = Arc::new(plan.clone());
     let threads = options.workers.max(1);
-    let (builders, others): (Vec<AllocatorBuilder>, Box<dyn std::any::Any + Send>) = match &options.cluster {
+    let bytes_sent = options.cluster.as_ref().map_or_else(Arc::default, |c| c.bytes_sent.clone());
+    let (builders, others): (Vec<AllocatorBuilder>, Box<dyn std::any::Any + Send>) = match options.cluster {
         None => {
             let config = if threads == 1 { CommunicationConfig::Thread } else { CommunicationConfig::Process(threads) };
             config.try_build().map_err(RunError::Worker)?
         }
-        Some(cluster) => {
-            let sockets = crate::cluster::connect(cluster, &bytes_sent)?;
-            install_peer_loss_hook(cluster.addresses.clone(), cluster.process);
+        Some(connected) => {
+            install_peer_loss_hook(connected.addresses.clone(), connected.process);
             let hooks = Hooks::default();
             let local = ProcessBuilder::new_typed_vector(threads, hooks.refill.clone(), hooks.spill.clone());
-            let (builders, guard) = initialize_networking_from_sockets(local, sockets, cluster.process, threads, hooks)
-                .map_err(|e| RunError::Cluster(format!("starting the network threads: {e}")))?;
+            let (builders, guard) =
+                initialize_networking_from_sockets(local, connected.streams, connected.process, threads, hooks)
+                    .map_err(|e| RunError::Cluster(format!("starting the network threads: {e}")))?;
             (builders.into_iter().map(AllocatorBuilder::Tcp).collect(), Box::new(guard))
         }
     };

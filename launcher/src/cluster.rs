@@ -137,9 +137,9 @@ fn args_without_processes(args: impl Iterator<Item = String>) -> Vec<String> {
     out
 }
 
-/// A fixed (process-independent) hash of the plan, compared between processes at connect.
-pub fn fingerprint(plan_debug: &str) -> u64 {
-    plan_debug.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+/// A fixed (process-independent) hash of the command, compared between processes at connect.
+pub fn fingerprint(command: &str) -> u64 {
+    command.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use starflow_catalogs::ParquetCatalog;
 use starflow_catalogs::dp02::{Dp02Options, generate_dp02};
 use starflow_dataflow::plan::explain::explain;
-use starflow_dataflow::{CatalogSet, ExecOptions, PlanOptions, RunError, plan_sql, run_query};
+use starflow_dataflow::{CatalogSet, ExecOptions, PlanOptions, RunError, Shipped, connect, plan_sql, run_query};
 use starflow_operators::Operators;
 
 use crate::cli::{Format, GenCommand, QueryArgs};
@@ -50,7 +50,6 @@ pub fn run(args: &QueryArgs) -> Result<()> {
 
 fn run_in(args: &QueryArgs, topology: &crate::cluster::Topology) -> Result<()> {
     tracing::debug!(peak_rss_mib = peak_rss_mib(), "starting");
-    let catalogs = Arc::new(open_catalogs(&args.catalogs)?);
     let workers = topology
         .spec
         .as_ref()
@@ -58,22 +57,60 @@ fn run_in(args: &QueryArgs, topology: &crate::cluster::Topology) -> Result<()> {
         .unwrap_or_else(|| args.workers.unwrap_or_else(default_workers))
         .max(1);
     let processes = topology.spec.as_ref().map_or(1, |s| s.processes);
-    let planned = plan_sql(&args.sql, &catalogs, &PlanOptions::default())?;
-    tracing::debug!(peak_rss_mib = peak_rss_mib(), "planned");
     let leader = topology.process() == 0;
-    if planned.explain {
-        if leader {
-            print!("{}", explain(&planned.plan, workers * processes));
+    let fingerprint = crate::cluster::fingerprint(&format!("{:?}\n{}", args.catalogs, args.sql));
+    let cluster = topology.options(std::time::Duration::from_secs(args.connect_timeout), fingerprint);
+    let plan_here = || -> Result<(CatalogSet, starflow_dataflow::Planned)> {
+        let catalogs = open_catalogs(&args.catalogs)?;
+        let planned = plan_sql(&args.sql, &catalogs, &PlanOptions::default())?;
+        tracing::debug!(peak_rss_mib = peak_rss_mib(), "planned");
+        Ok((catalogs, planned))
+    };
+    // Process 0 plans and ships the plan (and the catalogs it reads) to the others.
+    let (plan, catalogs, connected) = match cluster {
+        None => {
+            let (catalogs, planned) = plan_here()?;
+            if planned.explain {
+                print!("{}", explain(&planned.plan, workers));
+                return Ok(());
+            }
+            (planned.plan, catalogs, None)
         }
-        return Ok(());
-    }
-    let cluster = topology.options(
-        std::time::Duration::from_secs(args.connect_timeout),
-        crate::cluster::fingerprint(&format!("{:?}", planned.plan)),
-    );
+        Some(options) if leader => {
+            let planned = plan_here();
+            let shipped = match &planned {
+                Ok((_, p)) if p.explain => Shipped::Explained,
+                Ok((catalogs, p)) => Shipped::Run {
+                    plan: p.plan.clone(),
+                    catalogs: p.plan.catalogs().iter().filter_map(|c| catalogs.get(c)).map(|c| c.as_ref().clone()).collect(),
+                },
+                Err(e) => Shipped::Failed(format!("{e:#}")),
+            };
+            let connected = connect(&options, Some(&shipped.encode()?))?;
+            let (catalogs, planned) = planned?;
+            if planned.explain {
+                print!("{}", explain(&planned.plan, workers * processes));
+                return Ok(());
+            }
+            (planned.plan, catalogs, Some(connected))
+        }
+        Some(options) => {
+            let connected = connect(&options, None)?;
+            match Shipped::decode(connected.shipped.as_deref().unwrap_or_default())? {
+                Shipped::Run { plan, catalogs } => {
+                    let mut set = CatalogSet::new();
+                    catalogs.into_iter().for_each(|c| set.insert(c));
+                    (plan, set, Some(connected))
+                }
+                Shipped::Explained => return Ok(()),
+                Shipped::Failed(message) => bail!("process 0 could not plan the statement: {message}"),
+            }
+        }
+    };
     let format = args.format.unwrap_or(if args.out.is_none() && std::io::stdout().is_terminal() { Format::Table } else { Format::Csv });
-    let mut output = if leader { Some(Output::open(format, args.out.as_deref(), planned.plan.schema())?) } else { None };
-    let stats = run_query(&planned.plan, catalogs, Operators, &ExecOptions { workers, cluster }, |batch| match output.as_mut() {
+    let mut output = if leader { Some(Output::open(format, args.out.as_deref(), plan.schema())?) } else { None };
+    let options = ExecOptions { workers, cluster: connected };
+    let stats = run_query(&plan, Arc::new(catalogs), Operators, options, |batch| match output.as_mut() {
         Some(o) => o.write(&batch).map_err(|e| RunError::Worker(format!("writing the result: {e:#}"))),
         None => Ok(()),
     })?;

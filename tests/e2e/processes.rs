@@ -103,7 +103,7 @@ fn a_process_that_never_connects_is_named() {
 }
 
 #[test]
-fn processes_that_planned_different_queries_refuse_to_run() {
+fn processes_started_with_different_statements_refuse_to_run() {
     let dir = starflow_e2e::Scratch::new("hosts-fingerprint");
     let ports: Vec<u16> = (0..2)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port())
@@ -124,6 +124,21 @@ fn processes_that_planned_different_queries_refuse_to_run() {
     });
     assert!(!zero.status.success() && !one.status.success());
     let err = String::from_utf8_lossy(&zero.stderr);
-    assert!(err.contains("planned a different query"), "{err}");
+    assert!(err.contains("different statement or catalogs"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn a_statement_process_0_cannot_plan_fails_everywhere_at_once() {
+    let start = std::time::Instant::now();
+    let out = starflow_query(&["--processes", "3", "--workers", "1"], "SELECT mag_ii FROM dp02");
+    out.clean_error(&["mag_ii", "mag_i"]);
+    assert!(start.elapsed().as_secs() < 20, "took {:?}", start.elapsed());
+}
+
+#[test]
+fn explain_over_several_processes_prints_once() {
+    let out = starflow_query(&["--processes", "2", "--workers", "1"], "EXPLAIN SELECT COUNT(*) FROM dp02 WHERE mag_i < 20");
+    let text = out.ok();
+    assert_eq!(text.matches("Scan dp02 on 2 worker(s)").count(), 1, "{text}");
 }

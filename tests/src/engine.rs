@@ -78,7 +78,7 @@ pub fn try_query_with(sql: &str, workers: usize, options: &PlanOptions) -> Resul
     let planned = plan_sql(sql, &catalogs, options).map_err(|e| format!("planning: {e}"))?;
     assert!(!planned.explain, "use explain() for EXPLAIN statements");
     let mut batches = Vec::new();
-    let stats = run_query(&planned.plan, catalogs, Operators, &ExecOptions { workers, cluster: None }, |batch| {
+    let stats = run_query(&planned.plan, catalogs, Operators, ExecOptions::local(workers), |batch| {
         batches.push(batch);
         Ok(())
     })

@@ -12,6 +12,8 @@ use std::sync::Arc;
 use arrow_schema::{Field, Schema, SchemaRef};
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{CatalogError, Result};
 use crate::partition::Partition;
 use prune::{ColumnBound, ColumnStats, row_group_may_match};
@@ -19,7 +21,7 @@ use prune::{ColumnBound, ColumnStats, row_group_may_match};
 /// One file of a catalog: what planning needs of its footer, kept small (row-group
 /// statistics are re-read when a query has bounds to prune with, and the worker that scans
 /// the file re-reads its footer), so memory does not grow with the number of files.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CatalogFile {
     /// Path of the file.
     pub path: PathBuf,
@@ -47,15 +49,33 @@ pub struct RowGroupStats {
     pub columns: Vec<ColumnStats>,
 }
 
-/// A catalog made of Parquet files sharing one schema.
-#[derive(Debug, Clone)]
+/// A catalog made of Parquet files sharing one schema. Serialisable: process 0 ships the
+/// catalogs of a plan to the other processes, which then read no footer to plan.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ParquetCatalog {
     /// Name the catalog is queried by.
     pub name: String,
     /// Files in path order.
     pub files: Vec<CatalogFile>,
     /// The reconciled schema (first file's column order, then columns only later files have).
+    #[serde(with = "schema_serde")]
     pub schema: SchemaRef,
+}
+
+/// Serde for `SchemaRef` through arrow-schema's own serde impl.
+mod schema_serde {
+    use std::sync::Arc;
+
+    use arrow_schema::{Schema, SchemaRef};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(schema: &SchemaRef, s: S) -> Result<S::Ok, S::Error> {
+        schema.as_ref().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SchemaRef, D::Error> {
+        Schema::deserialize(d).map(Arc::new)
+    }
 }
 
 /// What pruning kept of a catalog, for planning and `EXPLAIN`.

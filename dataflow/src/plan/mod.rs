@@ -243,6 +243,18 @@ impl Plan {
         }
     }
 
+    /// Names of the catalogs the plan scans.
+    pub fn catalogs(&self) -> Vec<&str> {
+        match self {
+            Plan::Scan(s) => vec![s.catalog.as_str()],
+            Plan::Filter { input, .. }
+            | Plan::Project { input, .. }
+            | Plan::Aggregate { input, .. }
+            | Plan::Sort { input, .. }
+            | Plan::Limit { input, .. } => input.catalogs(),
+        }
+    }
+
     /// True when the output of this plan is already gathered, in order, on worker 0.
     pub fn is_gathered(&self) -> bool {
         match self {
