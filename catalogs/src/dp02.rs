@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use arrow_array::{
-    ArrayRef, BooleanArray, Float32Array, Float64Array, Int32Array, Int64Array, RecordBatch,
-};
+use arrow_array::{ArrayRef, BooleanArray, Float32Array, Float64Array, Int32Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
@@ -134,8 +132,7 @@ pub fn generate_dp02(out: &Path, opts: &Dp02Options) -> Result<Dp02Summary> {
     opts.validate()?;
     std::fs::create_dir_all(out).map_err(io_error(out))?;
     let model = SkyModel::new(opts);
-    let paths: Vec<PathBuf> =
-        (0..opts.files).map(|t| out.join(format!("tract_{}.parquet", tract_id(t)))).collect();
+    let paths: Vec<PathBuf> = (0..opts.files).map(|t| out.join(format!("tract_{}.parquet", tract_id(t)))).collect();
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(opts.row_group_rows))
@@ -176,27 +173,17 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CatalogError + '_ {
 }
 
 /// Writes one tract's sorted rows in batches of at most `group_rows`; returns row groups.
-fn write_tract(
-    path: &Path,
-    props: &WriterProperties,
-    rows: &[Row],
-    index: usize,
-    group_rows: usize,
-) -> Result<usize> {
+fn write_tract(path: &Path, props: &WriterProperties, rows: &[Row], index: usize, group_rows: usize) -> Result<usize> {
     let parquet_error = |source| CatalogError::Parquet { path: path.to_path_buf(), source };
     let schema = dp02_schema();
     let file = File::create(path).map_err(io_error(path))?;
-    let mut writer =
-        ArrowWriter::try_new(file, schema.clone(), Some(props.clone())).map_err(parquet_error)?;
+    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props.clone())).map_err(parquet_error)?;
     let tract = tract_id(index);
     for (k, chunk) in rows.chunks(group_rows).enumerate() {
         let id0 = OBJECT_ID_BASE + (i64::from(tract) << 32) + (k * group_rows) as i64;
-        let f64s = |f: fn(&Row) -> f64| -> ArrayRef {
-            Arc::new(Float64Array::from_iter_values(chunk.iter().map(f)))
-        };
-        let f32s = |f: &dyn Fn(&Row) -> f32| -> ArrayRef {
-            Arc::new(Float32Array::from_iter_values(chunk.iter().map(f)))
-        };
+        let f64s = |f: fn(&Row) -> f64| -> ArrayRef { Arc::new(Float64Array::from_iter_values(chunk.iter().map(f))) };
+        let f32s =
+            |f: &dyn Fn(&Row) -> f32| -> ArrayRef { Arc::new(Float32Array::from_iter_values(chunk.iter().map(f))) };
         let mut columns: Vec<ArrayRef> = vec![
             Arc::new(Int64Array::from_iter_values((0..chunk.len() as i64).map(|k| id0 + k))),
             f64s(|r| r.ra),
@@ -239,11 +226,9 @@ struct Cell {
 impl TractGrid {
     fn new(files: usize) -> Self {
         let width = (RA_MAX - RA_MIN) * ((DEC_MIN + DEC_MAX) / 2.0).to_radians().cos();
-        let bands =
-            ((files as f64 * (DEC_MAX - DEC_MIN) / width).sqrt().round() as usize).clamp(1, files);
+        let bands = ((files as f64 * (DEC_MAX - DEC_MIN) / width).sqrt().round() as usize).clamp(1, files);
         let (base, extra) = (files / bands, files % bands);
-        let columns: Vec<usize> =
-            (0..bands).map(|b| base + usize::from(b >= bands - extra)).collect();
+        let columns: Vec<usize> = (0..bands).map(|b| base + usize::from(b >= bands - extra)).collect();
         let starts = (0..bands).map(|b| columns[..b].iter().sum()).collect();
         Self { columns, starts }
     }
@@ -356,9 +341,8 @@ impl SkyModel {
         for (mass, cluster) in mixtures.iter_mut().flatten() {
             *mass *= if cluster.is_none() { bg_scale } else { cl_scale };
         }
-        let expected: Vec<f64> = (mixtures.iter())
-            .map(|m| opts.rows as f64 * m.iter().map(|c| c.0).sum::<f64>())
-            .collect();
+        let expected: Vec<f64> =
+            (mixtures.iter()).map(|m| opts.rows as f64 * m.iter().map(|c| c.0).sum::<f64>()).collect();
         let rows = apportion(&expected, opts.rows);
         Self { grid, clusters, rows, mixtures }
     }
@@ -388,9 +372,7 @@ impl SkyModel {
             Row::new(ra, dec, cell.patch(ra, dec), cluster.is_some(), &mut rng)
         };
         let mut rows: Vec<Row> = (0..self.rows[t]).map(&mut row).collect();
-        rows.sort_by(|a, b| {
-            (a.patch.cmp(&b.patch)).then(a.dec.total_cmp(&b.dec)).then(a.ra.total_cmp(&b.ra))
-        });
+        rows.sort_by(|a, b| (a.patch.cmp(&b.patch)).then(a.dec.total_cmp(&b.dec)).then(a.ra.total_cmp(&b.ra)));
         rows
     }
 }
@@ -430,9 +412,7 @@ fn background_mass(c: &Cell) -> f64 {
 fn sample_background(c: &Cell, rng: &mut Rng) -> (f64, f64) {
     let gradient = |d: f64| background_dec(d) / d.to_radians().cos();
     let cos_max = c.dec0.abs().min(c.dec1.abs()).to_radians().cos();
-    let bound = background_ra(c.ra0).max(background_ra(c.ra1))
-        * cos_max
-        * gradient(c.dec0).max(gradient(c.dec1));
+    let bound = background_ra(c.ra0).max(background_ra(c.ra1)) * cos_max * gradient(c.dec0).max(gradient(c.dec1));
     loop {
         let ra = c.ra0 + rng.uniform() * (c.ra1 - c.ra0);
         let dec = c.dec0 + rng.uniform() * (c.dec1 - c.dec0);

@@ -47,9 +47,7 @@ pub enum CatalogError {
         message: String,
     },
     /// Two files of one catalog disagree on a column.
-    #[error(
-        "schemas disagree on column \"{column}\": {first} has {first_type}, {second} has {second_type}"
-    )]
+    #[error("schemas disagree on column \"{column}\": {first} has {first_type}, {second} has {second_type}")]
     SchemaMismatch {
         /// The column.
         column: String,

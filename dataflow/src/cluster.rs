@@ -135,10 +135,8 @@ pub fn connect(options: &ClusterOptions, ship: Option<&[u8]>) -> Result<Connecte
     // The plan shipment counts as traffic too.
     let shipped_bytes = ship.map_or(0, |b| (b.len() as u64 + 8) * (n - 1 - me) as u64);
     let bytes_sent = Arc::new(AtomicU64::new(shipped_bytes));
-    let streams = streams
-        .into_iter()
-        .map(|s| s.map(|inner| CountingStream { inner, sent: bytes_sent.clone() }))
-        .collect();
+    let streams =
+        streams.into_iter().map(|s| s.map(|inner| CountingStream { inner, sent: bytes_sent.clone() })).collect();
     Ok(Connected { process: me, addresses: options.addresses.clone(), streams, bytes_sent, shipped })
 }
 
@@ -172,7 +170,9 @@ fn accept_higher(
     while peers.iter().any(Option::is_none) {
         match listener.accept() {
             Ok((mut stream, from)) => {
-                stream.set_nonblocking(false).and_then(|()| stream.set_read_timeout(Some(Duration::from_secs(10))))
+                stream
+                    .set_nonblocking(false)
+                    .and_then(|()| stream.set_read_timeout(Some(Duration::from_secs(10))))
                     .map_err(|e| err(format!("connection from {from}: {e}")))?;
                 let (index, fingerprint) = match read_hello(&mut stream) {
                     Ok(h) => h,

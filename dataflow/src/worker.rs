@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow_array::{Array, RecordBatch, StringArray, UInt64Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use timely::communication::Hooks;
 use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
 use timely::communication::allocator::{AllocatorBuilder, ProcessBuilder};
-use timely::communication::Hooks;
 use timely::dataflow::ProbeHandle;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::Probe;
@@ -104,12 +104,7 @@ where
         let sink = if index == 0 { sender.lock().expect("sender lock").take() } else { None };
         let probe = ProbeHandle::new();
         let built = worker.dataflow_named::<u64, _, _>("Query", |scope| {
-            let ctx = RenderContext {
-                scope,
-                catalogs: catalogs.clone(),
-                errors: errs.clone(),
-                metrics: mets.clone(),
-            };
+            let ctx = RenderContext { scope, catalogs: catalogs.clone(), errors: errs.clone(), metrics: mets.clone() };
             let stream = render_plan(&renderer, &ctx, &plan)?;
             let stream = if plan.is_gathered() { stream } else { gather(stream, "Gather") };
             let reporting = index % threads == 0;

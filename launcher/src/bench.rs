@@ -56,46 +56,58 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let exe = std::env::current_exe().context("cannot find the starflow executable")?;
     let workers = args.workers.unwrap_or_else(crate::query::default_workers);
     let catalog = format!("dp02={}", args.dir.display());
-    println!("| query | processes × workers | median s | min s | peak RSS MiB (process 0) | rows out | bytes between processes |");
+    println!(
+        "| query | processes × workers | median s | min s | peak RSS MiB (process 0) | rows out | bytes between processes |"
+    );
     println!("|---|---|---|---|---|---|---|");
-    let layouts: Vec<(usize, usize)> = std::iter::once((1, workers)).chain(args.processes.iter().map(|&p| (p, 1))).collect();
+    let layouts: Vec<(usize, usize)> =
+        std::iter::once((1, workers)).chain(args.processes.iter().map(|&p| (p, 1))).collect();
     for (name, sql) in QUERIES {
         if !args.only.is_empty() && !args.only.iter().any(|q| q == name) {
             continue;
         }
         for &(processes, workers) in &layouts {
-        let mut times = Vec::new();
-        let (mut rss, mut rows, mut bytes) = (0.0f64, String::new(), String::new());
-        for _ in 0..args.runs.max(1) {
-            let start = Instant::now();
-            let out = Command::new(&exe)
-                .args(["query", "--catalog", &catalog, "--workers", &workers.to_string(), "--format", "csv", "--stats"])
-                .args(["--processes", &processes.to_string(), sql])
-                .output()
-                .context("cannot start starflow query")?;
-            times.push(start.elapsed().as_secs_f64());
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            if !out.status.success() {
-                bail!("query {name} failed: {stderr}");
+            let mut times = Vec::new();
+            let (mut rss, mut rows, mut bytes) = (0.0f64, String::new(), String::new());
+            for _ in 0..args.runs.max(1) {
+                let start = Instant::now();
+                let out = Command::new(&exe)
+                    .args([
+                        "query",
+                        "--catalog",
+                        &catalog,
+                        "--workers",
+                        &workers.to_string(),
+                        "--format",
+                        "csv",
+                        "--stats",
+                    ])
+                    .args(["--processes", &processes.to_string(), sql])
+                    .output()
+                    .context("cannot start starflow query")?;
+                times.push(start.elapsed().as_secs_f64());
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                if !out.status.success() {
+                    bail!("query {name} failed: {stderr}");
+                }
+                for field in stderr.split_whitespace() {
+                    if let Some(v) = field.strip_prefix("peak_rss_mib=") {
+                        rss = rss.max(v.parse().unwrap_or(0.0));
+                    }
+                    if let Some(v) = field.strip_prefix("rows_out=") {
+                        rows = v.to_string();
+                    }
+                    if let Some(v) = field.strip_prefix("bytes_sent=") {
+                        bytes = v.to_string();
+                    }
+                }
             }
-            for field in stderr.split_whitespace() {
-                if let Some(v) = field.strip_prefix("peak_rss_mib=") {
-                    rss = rss.max(v.parse().unwrap_or(0.0));
-                }
-                if let Some(v) = field.strip_prefix("rows_out=") {
-                    rows = v.to_string();
-                }
-                if let Some(v) = field.strip_prefix("bytes_sent=") {
-                    bytes = v.to_string();
-                }
-            }
-        }
-        times.sort_by(f64::total_cmp);
-        println!(
-            "| {name} | {processes} × {workers} | {:.3} | {:.3} | {rss:.0} | {rows} | {bytes} |",
-            times[times.len() / 2],
-            times[0]
-        );
+            times.sort_by(f64::total_cmp);
+            println!(
+                "| {name} | {processes} × {workers} | {:.3} | {:.3} | {rss:.0} | {rows} | {bytes} |",
+                times[times.len() / 2],
+                times[0]
+            );
         }
     }
     Ok(())

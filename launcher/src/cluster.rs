@@ -57,14 +57,20 @@ pub fn resolve(args: &QueryArgs) -> Result<Topology> {
     let threads = args.workers.unwrap_or_else(crate::query::default_workers).max(1);
     if let Some(peers) = &args.peers {
         let addresses: Vec<String> = peers.split(',').map(str::to_string).collect();
-        return Ok(Topology { spec: Some(spec_from_addresses(&addresses, args.process.unwrap_or(0), threads)?), children: vec![] });
+        return Ok(Topology {
+            spec: Some(spec_from_addresses(&addresses, args.process.unwrap_or(0), threads)?),
+            children: vec![],
+        });
     }
     if let Some(n) = args.processes.filter(|n| *n > 1) {
         return spawn_local(n, threads);
     }
     if let Some(file) = &args.hosts {
-        let text = std::fs::read_to_string(file).with_context(|| format!("cannot read the host file {}", file.display()))?;
-        let Some(process) = args.process else { bail!("--hosts needs --process I (this process's line in the host file, from 0)") };
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("cannot read the host file {}", file.display()))?;
+        let Some(process) = args.process else {
+            bail!("--hosts needs --process I (this process's line in the host file, from 0)")
+        };
         let spec = slurm::topology_from_hostfile(&text, process, threads)?;
         return Ok(Topology { spec: Some(spec), children: vec![] });
     }

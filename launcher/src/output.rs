@@ -30,7 +30,9 @@ impl Output {
     pub fn open(format: Format, out: Option<&Path>, schema: SchemaRef) -> Result<Self> {
         let sink = |out: Option<&Path>| -> Result<Box<dyn Write>> {
             Ok(match out {
-                Some(p) => Box::new(BufWriter::new(File::create(p).with_context(|| format!("cannot create {}", p.display()))?)),
+                Some(p) => {
+                    Box::new(BufWriter::new(File::create(p).with_context(|| format!("cannot create {}", p.display()))?))
+                }
                 None => Box::new(BufWriter::new(std::io::stdout().lock())),
             })
         };
@@ -67,7 +69,10 @@ impl Output {
         match self {
             Output::Table { mut out, batches, schema } => {
                 let shown = if batches.is_empty() { vec![RecordBatch::new_empty(schema)] } else { batches.clone() };
-                let table = arrow_cast::pretty::pretty_format_batches_with_options(&shown, &FormatOptions::default().with_null("NULL"))?;
+                let table = arrow_cast::pretty::pretty_format_batches_with_options(
+                    &shown,
+                    &FormatOptions::default().with_null("NULL"),
+                )?;
                 writeln!(out, "{table}")?;
                 let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
                 writeln!(out, "({rows} row{})", if rows == 1 { "" } else { "s" })?;
@@ -92,11 +97,7 @@ impl Output {
 }
 
 fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\"")).into()
-    } else {
-        s.into()
-    }
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")).into() } else { s.into() }
 }
 
 fn write_csv_header(out: &mut dyn Write, schema: &SchemaRef) -> Result<()> {
@@ -147,7 +148,14 @@ fn json_value(column: &dyn Array, row: usize, opts: &FormatOptions) -> Result<se
     }
     Ok(match column.data_type() {
         DataType::Boolean => Value::Bool(column.as_boolean().value(row)),
-        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 | DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64 => {
             let s = ArrayFormatter::try_new(column, opts)?.value(row).to_string();
             serde_json::from_str(&s).unwrap_or(Value::String(s))
         }

@@ -30,7 +30,13 @@ pub fn open_catalogs(specs: &[String]) -> Result<CatalogSet> {
             bail!("--catalog needs NAME=PATH, got \"{spec}\"");
         }
         let catalog = ParquetCatalog::open(name, path).with_context(|| format!("cannot open catalog \"{name}\""))?;
-        tracing::debug!(catalog = name, files = catalog.files.len(), rows = catalog.num_rows(), peak_rss_mib = peak_rss_mib(), "catalog opened");
+        tracing::debug!(
+            catalog = name,
+            files = catalog.files.len(),
+            rows = catalog.num_rows(),
+            peak_rss_mib = peak_rss_mib(),
+            "catalog opened"
+        );
         set.insert(catalog);
     }
     Ok(set)
@@ -82,7 +88,13 @@ fn run_in(args: &QueryArgs, topology: &crate::cluster::Topology) -> Result<()> {
                 Ok((_, p)) if p.explain => Shipped::Explained,
                 Ok((catalogs, p)) => Shipped::Run {
                     plan: p.plan.clone(),
-                    catalogs: p.plan.catalogs().iter().filter_map(|c| catalogs.get(c)).map(|c| c.as_ref().clone()).collect(),
+                    catalogs: p
+                        .plan
+                        .catalogs()
+                        .iter()
+                        .filter_map(|c| catalogs.get(c))
+                        .map(|c| c.as_ref().clone())
+                        .collect(),
                 },
                 Err(e) => Shipped::Failed(format!("{e:#}")),
             };
@@ -107,7 +119,11 @@ fn run_in(args: &QueryArgs, topology: &crate::cluster::Topology) -> Result<()> {
             }
         }
     };
-    let format = args.format.unwrap_or(if args.out.is_none() && std::io::stdout().is_terminal() { Format::Table } else { Format::Csv });
+    let format = args.format.unwrap_or(if args.out.is_none() && std::io::stdout().is_terminal() {
+        Format::Table
+    } else {
+        Format::Csv
+    });
     let mut output = if leader { Some(Output::open(format, args.out.as_deref(), plan.schema())?) } else { None };
     let options = ExecOptions { workers, cluster: connected };
     let stats = run_query(&plan, Arc::new(catalogs), Operators, options, |batch| match output.as_mut() {
@@ -163,7 +179,13 @@ pub fn generate(what: GenCommand) -> Result<()> {
 pub fn demo(dir: &Path, workers: Option<usize>) -> Result<()> {
     if !dir.exists() {
         eprintln!("generating the demo catalog in {} ...", dir.display());
-        generate(GenCommand::Dp02 { out: dir.to_path_buf(), files: None, rows: None, seed: None, row_group_rows: None })?;
+        generate(GenCommand::Dp02 {
+            out: dir.to_path_buf(),
+            files: None,
+            rows: None,
+            seed: None,
+            row_group_rows: None,
+        })?;
     }
     let catalog = format!("dp02={}", dir.display());
     let queries = [

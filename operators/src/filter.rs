@@ -22,7 +22,9 @@ pub(crate) fn render_filter<'s>(ctx: &RenderContext<'s>, input: BatchStream<'s>,
                     match result {
                         Ok(rows) if rows.num_rows() > 0 => session.give(Batch { data: rows.into(), ..batch }),
                         Ok(_) => {}
-                        Err(source) => errors.record(RunError::Arrow { context: format!("filter {predicate}"), source }),
+                        Err(source) => {
+                            errors.record(RunError::Arrow { context: format!("filter {predicate}"), source })
+                        }
                     }
                 }
             });

@@ -20,8 +20,15 @@ pub use sort::sort_batches;
 pub struct Operators;
 
 impl Renderer for Operators {
-    fn render<'s>(&self, ctx: &RenderContext<'s>, plan: &Plan, input: Option<BatchStream<'s>>) -> Result<BatchStream<'s>, RunError> {
-        let need = |input: Option<BatchStream<'s>>| input.ok_or_else(|| RunError::Internal("operator rendered without its input".into()));
+    fn render<'s>(
+        &self,
+        ctx: &RenderContext<'s>,
+        plan: &Plan,
+        input: Option<BatchStream<'s>>,
+    ) -> Result<BatchStream<'s>, RunError> {
+        let need = |input: Option<BatchStream<'s>>| {
+            input.ok_or_else(|| RunError::Internal("operator rendered without its input".into()))
+        };
         Ok(match plan {
             Plan::Scan(spec) => scan::render_scan(ctx, spec)?,
             Plan::Filter { predicate, .. } => filter::render_filter(ctx, need(input)?, predicate),

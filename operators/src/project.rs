@@ -24,7 +24,11 @@ pub fn project_batch(spec: &ProjectSpec, batch: &RecordBatch) -> Result<RecordBa
 }
 
 /// Renders a projection.
-pub(crate) fn render_project<'s>(ctx: &RenderContext<'s>, input: BatchStream<'s>, spec: &ProjectSpec) -> BatchStream<'s> {
+pub(crate) fn render_project<'s>(
+    ctx: &RenderContext<'s>,
+    input: BatchStream<'s>,
+    spec: &ProjectSpec,
+) -> BatchStream<'s> {
     let spec = spec.clone();
     let errors = ctx.errors.clone();
     let names: Vec<&str> = spec.columns.iter().map(|(_, n)| n.as_str()).collect();

@@ -22,7 +22,8 @@ pub(crate) fn render_scan<'s>(ctx: &RenderContext<'s>, spec: &ScanSpec) -> Resul
         .clone();
     let scope = ctx.scope;
     let (index, peers) = (scope.index(), scope.peers());
-    let mut partitions = spec.partitions.iter().filter(|p| p.index % peers == index).cloned().collect::<Vec<_>>().into_iter();
+    let mut partitions =
+        spec.partitions.iter().filter(|p| p.index % peers == index).cloned().collect::<Vec<_>>().into_iter();
     let (errors, metrics) = (ctx.errors.clone(), ctx.metrics.clone());
     let spec = spec.clone();
     let name = format!("Scan[{}]", spec.catalog);
@@ -71,7 +72,9 @@ pub(crate) fn render_scan<'s>(ctx: &RenderContext<'s>, spec: &ScanSpec) -> Resul
                             }
                             *number += 1;
                         }
-                        Err(source) => errors.record(RunError::Arrow { context: format!("scan of {}", spec.catalog), source }),
+                        Err(source) => {
+                            errors.record(RunError::Arrow { context: format!("scan of {}", spec.catalog), source })
+                        }
                     }
                 }
                 Ok(None) => current = None,

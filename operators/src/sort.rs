@@ -3,17 +3,17 @@
 
 use arrow_array::RecordBatch;
 use arrow_ord::sort::{SortColumn, SortOptions, lexsort_to_indices};
+use arrow_row::{Row, RowConverter, SortField};
 use arrow_schema::ArrowError;
 use arrow_select::concat::concat_batches;
 use arrow_select::interleave::interleave_record_batch;
 use arrow_select::take::take_record_batch;
-use arrow_row::{Row, RowConverter, SortField};
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use starflow_dataflow::plan::SortSpec;
 use starflow_dataflow::timely::dataflow::channels::pact::{Exchange, Pipeline};
 use starflow_dataflow::timely::dataflow::operators::generic::Operator;
 use starflow_dataflow::{Batch, BatchStream, RenderContext, RunError};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 use crate::kernels::eval::evaluate;
 
@@ -41,7 +41,8 @@ pub fn sort_batches(spec: &SortSpec, batches: &[Batch]) -> Result<Option<RecordB
 
 /// Renders a sort: local sort per worker, exchange to worker 0, final merge.
 pub(crate) fn render_sort<'s>(ctx: &RenderContext<'s>, input: BatchStream<'s>, spec: &SortSpec) -> BatchStream<'s> {
-    let keys: Vec<String> = spec.keys.iter().map(|k| format!("{}{}", k.expr, if k.descending { " DESC" } else { "" })).collect();
+    let keys: Vec<String> =
+        spec.keys.iter().map(|k| format!("{}{}", k.expr, if k.descending { " DESC" } else { "" })).collect();
     let label = match spec.limit {
         Some(k) => format!("TopK[{k}; {}]", keys.join(", ")),
         None => format!("Sort[{}]", keys.join(", ")),
@@ -50,7 +51,13 @@ pub(crate) fn render_sort<'s>(ctx: &RenderContext<'s>, input: BatchStream<'s>, s
     stage(ctx, local, spec, Exchange::new(|_b: &Batch| 0u64), &format!("{label} merge"))
 }
 
-fn stage<'s, P>(ctx: &RenderContext<'s>, input: BatchStream<'s>, spec: &SortSpec, pact: P, name: &str) -> BatchStream<'s>
+fn stage<'s, P>(
+    ctx: &RenderContext<'s>,
+    input: BatchStream<'s>,
+    spec: &SortSpec,
+    pact: P,
+    name: &str,
+) -> BatchStream<'s>
 where
     P: starflow_dataflow::timely::dataflow::channels::pact::ParallelizationContract<u64, Vec<Batch>>,
 {

@@ -9,7 +9,10 @@ use starflow_e2e::cli::{catalog_args, starflow_bin, starflow_query};
 const QUERIES: &[(bool, &str)] = &[
     (true, "SELECT objectId, coord_ra, mag_i FROM dp02 WHERE mag_i < 23 AND coord_dec > -35"),
     (false, "SELECT COUNT(*) FROM dp02 WHERE mag_i < 26"),
-    (true, "SELECT tract, patch, COUNT(*), AVG(mag_g - mag_r), STDDEV(mag_i), MIN(mag_i), MAX(mag_i) FROM dp02 GROUP BY tract, patch"),
+    (
+        true,
+        "SELECT tract, patch, COUNT(*), AVG(mag_g - mag_r), STDDEV(mag_i), MIN(mag_i), MAX(mag_i) FROM dp02 GROUP BY tract, patch",
+    ),
     (false, "SELECT objectId, mag_r FROM dp02 ORDER BY mag_r, objectId LIMIT 30"),
     (false, "SELECT objectId, coord_dec FROM dp02 WHERE mag_i < 22 ORDER BY coord_dec DESC, objectId"),
     (false, "SELECT * FROM dp02 WHERE mag_i < 26 LIMIT 9"),
@@ -63,9 +66,8 @@ fn stats_report_every_process_and_few_bytes_for_aggregates() {
 #[test]
 fn host_file_processes_agree_with_one_process() {
     let dir = starflow_e2e::Scratch::new("hosts");
-    let ports: Vec<u16> = (0..2)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port())
-        .collect();
+    let ports: Vec<u16> =
+        (0..2).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()).collect();
     let hosts = dir.join("hosts.txt");
     std::fs::write(&hosts, format!("# two local processes\n127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1])).unwrap();
     let sql = "SELECT tract, COUNT(*) FROM dp02 GROUP BY tract ORDER BY tract";
@@ -81,7 +83,12 @@ fn host_file_processes_agree_with_one_process() {
         let zero = spawn(0);
         (zero.unwrap(), one.join().unwrap().unwrap())
     });
-    assert!(zero.status.success() && one.status.success(), "{}\n{}", String::from_utf8_lossy(&zero.stderr), String::from_utf8_lossy(&one.stderr));
+    assert!(
+        zero.status.success() && one.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&zero.stderr),
+        String::from_utf8_lossy(&one.stderr)
+    );
     assert!(one.stdout.is_empty(), "only process 0 prints results");
     let single = starflow_query(&["--format", "csv"], sql);
     assert_eq!(String::from_utf8_lossy(&zero.stdout), single.ok());
@@ -105,16 +112,23 @@ fn a_process_that_never_connects_is_named() {
 #[test]
 fn processes_started_with_different_statements_refuse_to_run() {
     let dir = starflow_e2e::Scratch::new("hosts-fingerprint");
-    let ports: Vec<u16> = (0..2)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port())
-        .collect();
+    let ports: Vec<u16> =
+        (0..2).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()).collect();
     let hosts = dir.join("hosts.txt");
     std::fs::write(&hosts, format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1])).unwrap();
     let run = |process: usize, sql: &str| {
         Command::new(starflow_bin())
             .arg("query")
             .args(catalog_args())
-            .args(["--hosts", hosts.to_str().unwrap(), "--process", &process.to_string(), "--connect-timeout", "10", sql])
+            .args([
+                "--hosts",
+                hosts.to_str().unwrap(),
+                "--process",
+                &process.to_string(),
+                "--connect-timeout",
+                "10",
+                sql,
+            ])
             .output()
             .unwrap()
     };
@@ -138,7 +152,8 @@ fn a_statement_process_0_cannot_plan_fails_everywhere_at_once() {
 
 #[test]
 fn explain_over_several_processes_prints_once() {
-    let out = starflow_query(&["--processes", "2", "--workers", "1"], "EXPLAIN SELECT COUNT(*) FROM dp02 WHERE mag_i < 20");
+    let out =
+        starflow_query(&["--processes", "2", "--workers", "1"], "EXPLAIN SELECT COUNT(*) FROM dp02 WHERE mag_i < 20");
     let text = out.ok();
     assert_eq!(text.matches("Scan dp02 on 2 worker(s)").count(), 1, "{text}");
 }

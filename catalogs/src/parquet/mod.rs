@@ -181,10 +181,8 @@ pub fn resolve_paths(location: &str) -> Result<Vec<PathBuf>> {
     let path = Path::new(location);
     let mut paths = Vec::new();
     if location.contains(['*', '?', '[']) && !path.exists() {
-        let entries = glob::glob(location).map_err(|e| CatalogError::BadGlob {
-            pattern: location.to_string(),
-            message: e.to_string(),
-        })?;
+        let entries = glob::glob(location)
+            .map_err(|e| CatalogError::BadGlob { pattern: location.to_string(), message: e.to_string() })?;
         for entry in entries {
             let entry = entry.map_err(|e| CatalogError::Io {
                 path: e.path().to_path_buf(),
@@ -211,9 +209,7 @@ pub fn resolve_paths(location: &str) -> Result<Vec<PathBuf>> {
 }
 
 fn hidden(path: &Path) -> bool {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with('_') || n.starts_with('.'))
+    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('_') || n.starts_with('.'))
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
@@ -292,7 +288,13 @@ fn read_footer(path: &Path, with_stats: bool) -> Result<Footer> {
             rows: rg.num_rows() as u64,
             columns: (0..metadata.schema().fields().len())
                 .filter(|_| with_stats)
-                .map(|c| if flat { ColumnStats::of(rg.column(c).statistics(), rg.num_rows() as u64) } else { ColumnStats::Unknown })
+                .map(|c| {
+                    if flat {
+                        ColumnStats::of(rg.column(c).statistics(), rg.num_rows() as u64)
+                    } else {
+                        ColumnStats::Unknown
+                    }
+                })
                 .collect(),
         })
         .collect();

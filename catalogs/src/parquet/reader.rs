@@ -39,9 +39,8 @@ impl PartitionReader {
         footer: &mut Option<(usize, ArrowReaderMetadata)>,
     ) -> Result<Self> {
         let file = &catalog.files[partition.file];
-        let schema = Arc::new(Schema::new(
-            columns.iter().map(|&c| catalog.schema.field(c).clone()).collect::<Vec<_>>(),
-        ));
+        let schema =
+            Arc::new(Schema::new(columns.iter().map(|&c| catalog.schema.field(c).clone()).collect::<Vec<_>>()));
         let mut roots: Vec<usize> = columns.iter().filter_map(|&c| file.columns[c]).collect();
         roots.sort_unstable();
         roots.dedup();
@@ -68,8 +67,7 @@ impl PartitionReader {
                 m
             }
         };
-        let handle = File::open(&file.path)
-            .map_err(|source| CatalogError::Io { path: file.path.clone(), source })?;
+        let handle = File::open(&file.path).map_err(|source| CatalogError::Io { path: file.path.clone(), source })?;
         let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(handle, metadata);
         let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
         let reader = builder
@@ -97,12 +95,7 @@ impl PartitionReader {
             let rows = self.rows_without_columns.min(self.batch_rows as u64) as usize;
             self.rows_without_columns -= rows as u64;
             let options = RecordBatchOptions::new().with_row_count(Some(rows));
-            let columns = self
-                .schema
-                .fields()
-                .iter()
-                .map(|f| new_null_array(f.data_type(), rows))
-                .collect();
+            let columns = self.schema.fields().iter().map(|f| new_null_array(f.data_type(), rows)).collect();
             return RecordBatch::try_new_with_options(self.schema.clone(), columns, &options)
                 .map(Some)
                 .map_err(|source| CatalogError::Arrow { path: self.path.clone(), source });
@@ -139,9 +132,5 @@ fn check_unchanged(catalog: &ParquetCatalog, file: usize, metadata: &ArrowReader
             }),
             None => true,
         });
-    if same {
-        Ok(())
-    } else {
-        Err(CatalogError::Changed { path: f.path.clone() })
-    }
+    if same { Ok(()) } else { Err(CatalogError::Changed { path: f.path.clone() }) }
 }

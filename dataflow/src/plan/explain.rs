@@ -22,30 +22,58 @@ fn node(plan: &Plan, depth: usize, workers: usize, out: &mut String) {
         Plan::Scan(s) => {
             let p = &s.pruning;
             let _ = writeln!(out, "{pad}Scan {} on {workers} worker(s)", s.catalog);
-            let cols = if s.columns.is_empty() { "(none: row counts from footers)".to_string() } else { s.columns.join(", ") };
+            let cols =
+                if s.columns.is_empty() { "(none: row counts from footers)".to_string() } else { s.columns.join(", ") };
             let _ = writeln!(out, "{pad}  columns read: {cols}");
             if s.output_columns < s.columns.len() {
-                let _ = writeln!(out, "{pad}  columns emitted: {}", if s.output_columns == 0 { "(none: row counts only)".to_string() } else { s.columns[..s.output_columns].join(", ") });
+                let _ = writeln!(
+                    out,
+                    "{pad}  columns emitted: {}",
+                    if s.output_columns == 0 {
+                        "(none: row counts only)".to_string()
+                    } else {
+                        s.columns[..s.output_columns].join(", ")
+                    }
+                );
             }
             match &s.predicate {
-                Some(e) => { let _ = writeln!(out, "{pad}  predicate (applied while reading): {e}"); }
-                None => { let _ = writeln!(out, "{pad}  predicate: none"); }
+                Some(e) => {
+                    let _ = writeln!(out, "{pad}  predicate (applied while reading): {e}");
+                }
+                None => {
+                    let _ = writeln!(out, "{pad}  predicate: none");
+                }
             }
             if s.bounds.is_empty() {
                 let _ = writeln!(out, "{pad}  pruning: no column bounds");
             } else {
-                let bounds: Vec<String> = s.bounds.iter().map(|b| {
-                    let lo = b.lower.map(|(v, inc)| format!("{v} {} ", if inc { "<=" } else { "<" })).unwrap_or_default();
-                    let hi = b.upper.map(|(v, inc)| format!(" {} {v}", if inc { "<=" } else { "<" })).unwrap_or_default();
-                    format!("{lo}{}{hi}", b.column)
-                }).collect();
+                let bounds: Vec<String> = s
+                    .bounds
+                    .iter()
+                    .map(|b| {
+                        let lo = b
+                            .lower
+                            .map(|(v, inc)| format!("{v} {} ", if inc { "<=" } else { "<" }))
+                            .unwrap_or_default();
+                        let hi = b
+                            .upper
+                            .map(|(v, inc)| format!(" {} {v}", if inc { "<=" } else { "<" }))
+                            .unwrap_or_default();
+                        format!("{lo}{}{hi}", b.column)
+                    })
+                    .collect();
                 let _ = writeln!(out, "{pad}  pruning bounds: {}", bounds.join(", "));
             }
             let _ = writeln!(
                 out,
                 "{pad}  files: {} of {} kept ({} pruned); row groups: {} of {} kept ({} pruned); {} rows to read",
-                p.files_kept, p.files_total, p.files_total - p.files_kept,
-                p.row_groups_kept, p.row_groups_total, p.row_groups_total - p.row_groups_kept, p.rows_kept
+                p.files_kept,
+                p.files_total,
+                p.files_total - p.files_kept,
+                p.row_groups_kept,
+                p.row_groups_total,
+                p.row_groups_total - p.row_groups_kept,
+                p.rows_kept
             );
             if let Some(n) = s.limit {
                 let _ = writeln!(out, "{pad}  early stop: each worker stops after {n} matching rows");
@@ -56,25 +84,41 @@ fn node(plan: &Plan, depth: usize, workers: usize, out: &mut String) {
             node(input, depth + 1, workers, out);
         }
         Plan::Project { input, spec } => {
-            let cols: Vec<String> = spec.columns.iter().map(|(e, n)| {
-                if matches!(e, crate::plan::Expr::Column(c) if c == n) { n.clone() } else { format!("{e} AS {n}") }
-            }).collect();
+            let cols: Vec<String> = spec
+                .columns
+                .iter()
+                .map(|(e, n)| {
+                    if matches!(e, crate::plan::Expr::Column(c) if c == n) { n.clone() } else { format!("{e} AS {n}") }
+                })
+                .collect();
             let _ = writeln!(out, "{pad}Project {}", cols.join(", "));
             node(input, depth + 1, workers, out);
         }
         Plan::Aggregate { input, spec } => {
             let keys: Vec<&str> = spec.keys.iter().map(|(_, n)| n.as_str()).collect();
-            let aggs: Vec<String> = spec.aggs.iter().map(|a| {
-                let arg = a.arg.as_ref().map_or("*".to_string(), ToString::to_string);
-                let f = match a.func { AggFunc::CountStar | AggFunc::Count => "COUNT", AggFunc::Sum => "SUM", AggFunc::Avg => "AVG", AggFunc::Min => "MIN", AggFunc::Max => "MAX", AggFunc::Stddev => "STDDEV" };
-                format!("{f}({arg}) AS {}", a.name)
-            }).collect();
+            let aggs: Vec<String> = spec
+                .aggs
+                .iter()
+                .map(|a| {
+                    let arg = a.arg.as_ref().map_or("*".to_string(), ToString::to_string);
+                    let f = match a.func {
+                        AggFunc::CountStar | AggFunc::Count => "COUNT",
+                        AggFunc::Sum => "SUM",
+                        AggFunc::Avg => "AVG",
+                        AggFunc::Min => "MIN",
+                        AggFunc::Max => "MAX",
+                        AggFunc::Stddev => "STDDEV",
+                    };
+                    format!("{f}({arg}) AS {}", a.name)
+                })
+                .collect();
             if keys.is_empty() {
                 let _ = writeln!(out, "{pad}Aggregate final on worker 0: {}", aggs.join(", "));
                 let _ = writeln!(out, "{pad}  exchange: partial states → worker 0");
             } else {
                 let _ = writeln!(out, "{pad}Aggregate final by [{}]: {}", keys.join(", "), aggs.join(", "));
-                let _ = writeln!(out, "{pad}  exchange: partial states by hash of [{}] across workers", keys.join(", "));
+                let _ =
+                    writeln!(out, "{pad}  exchange: partial states by hash of [{}] across workers", keys.join(", "));
             }
             let _ = writeln!(out, "{pad}  Aggregate partial (per worker)");
             node(input, depth + 2, workers, out);
@@ -82,8 +126,20 @@ fn node(plan: &Plan, depth: usize, workers: usize, out: &mut String) {
         Plan::Sort { input, spec } => {
             let keys: Vec<String> = spec.keys.iter().map(sort_key).collect();
             match spec.limit {
-                Some(k) => { let _ = writeln!(out, "{pad}TopK {k} by {} (local top-k per worker, exchange → worker 0, merge)", keys.join(", ")); }
-                None => { let _ = writeln!(out, "{pad}Sort by {} (local sort per worker, exchange → worker 0, merge)", keys.join(", ")); }
+                Some(k) => {
+                    let _ = writeln!(
+                        out,
+                        "{pad}TopK {k} by {} (local top-k per worker, exchange → worker 0, merge)",
+                        keys.join(", ")
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "{pad}Sort by {} (local sort per worker, exchange → worker 0, merge)",
+                        keys.join(", ")
+                    );
+                }
             }
             node(input, depth + 1, workers, out);
         }
@@ -95,5 +151,10 @@ fn node(plan: &Plan, depth: usize, workers: usize, out: &mut String) {
 }
 
 fn sort_key(k: &SortKey) -> String {
-    format!("{} {}{}", k.expr, if k.descending { "DESC" } else { "ASC" }, if k.nulls_first { " NULLS FIRST" } else { "" })
+    format!(
+        "{} {}{}",
+        k.expr,
+        if k.descending { "DESC" } else { "ASC" },
+        if k.nulls_first { " NULLS FIRST" } else { "" }
+    )
 }

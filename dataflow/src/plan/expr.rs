@@ -163,9 +163,8 @@ impl Func {
 
     /// Names accepted by [`Func::from_name`] plus the geometry and aggregate functions.
     pub const NAMES: &'static [&'static str] = &[
-        "ABS", "SQRT", "LOG10", "POWER", "FLOOR", "ROUND", "RADIANS", "DEGREES", "SIN", "COS",
-        "CONTAINS", "DISTANCE", "POINT", "CIRCLE", "BOX", "COUNT", "SUM", "AVG", "MIN", "MAX",
-        "STDDEV",
+        "ABS", "SQRT", "LOG10", "POWER", "FLOOR", "ROUND", "RADIANS", "DEGREES", "SIN", "COS", "CONTAINS", "DISTANCE",
+        "POINT", "CIRCLE", "BOX", "COUNT", "SUM", "AVG", "MIN", "MAX", "STDDEV",
     ];
 
     /// Accepted argument counts.
@@ -286,9 +285,8 @@ impl Expr {
                         DataType::Boolean
                     }
                     op if op.is_comparison() => {
-                        comparable(&l, &r).map_err(|()| {
-                            PlanError::Type(format!("cannot compare {l} with {r} in {self}"))
-                        })?;
+                        comparable(&l, &r)
+                            .map_err(|()| PlanError::Type(format!("cannot compare {l} with {r} in {self}")))?;
                         DataType::Boolean
                     }
                     BinaryOp::Div => {
@@ -316,9 +314,8 @@ impl Expr {
             Expr::InList { expr, list, .. } => {
                 let t = expr.data_type(schema)?;
                 for l in list {
-                    comparable(&t, &l.data_type()).map_err(|()| {
-                        PlanError::Type(format!("IN list value {l:?} does not match {t} in {self}"))
-                    })?;
+                    comparable(&t, &l.data_type())
+                        .map_err(|()| PlanError::Type(format!("IN list value {l:?} does not match {t} in {self}")))?;
                 }
                 DataType::Boolean
             }
@@ -365,11 +362,7 @@ fn comparable(l: &DataType, r: &DataType) -> Result<(), ()> {
 }
 
 fn expect_numeric(t: &DataType, e: &Expr) -> Result<(), PlanError> {
-    if is_numeric(t) {
-        Ok(())
-    } else {
-        Err(PlanError::Type(format!("{e} is {t}, a number is needed")))
-    }
+    if is_numeric(t) { Ok(()) } else { Err(PlanError::Type(format!("{e} is {t}, a number is needed"))) }
 }
 
 fn expect_bool(t: &DataType, e: &Expr) -> Result<(), PlanError> {
@@ -410,16 +403,12 @@ impl fmt::Display for Expr {
             Expr::Call { func, args } => {
                 let a: Vec<String> = args.iter().map(ToString::to_string).collect();
                 match func {
-                    Func::InCircle => write!(
-                        f,
-                        "CONTAINS(POINT({}, {}), CIRCLE({}, {}, {}))",
-                        a[0], a[1], a[2], a[3], a[4]
-                    ),
-                    Func::InBox => write!(
-                        f,
-                        "CONTAINS(POINT({}, {}), BOX({}, {}, {}, {}))",
-                        a[0], a[1], a[2], a[3], a[4], a[5]
-                    ),
+                    Func::InCircle => {
+                        write!(f, "CONTAINS(POINT({}, {}), CIRCLE({}, {}, {}))", a[0], a[1], a[2], a[3], a[4])
+                    }
+                    Func::InBox => {
+                        write!(f, "CONTAINS(POINT({}, {}), BOX({}, {}, {}, {}))", a[0], a[1], a[2], a[3], a[4], a[5])
+                    }
                     Func::Distance => {
                         write!(f, "DISTANCE(POINT({}, {}), POINT({}, {}))", a[0], a[1], a[2], a[3])
                     }

@@ -172,9 +172,7 @@ impl AggCall {
     pub fn output_type(&self) -> DataType {
         match self.func {
             AggFunc::CountStar | AggFunc::Count => DataType::Int64,
-            AggFunc::Sum | AggFunc::Min | AggFunc::Max if self.arg_type.is_integer() => {
-                DataType::Int64
-            }
+            AggFunc::Sum | AggFunc::Min | AggFunc::Max if self.arg_type.is_integer() => DataType::Int64,
             _ => DataType::Float64,
         }
     }
@@ -194,11 +192,7 @@ pub struct AggregateSpec {
 
 impl AggregateSpec {
     /// Builds the spec and its output schema from the input schema.
-    pub fn new(
-        keys: Vec<(Expr, String)>,
-        aggs: Vec<AggCall>,
-        input: &Schema,
-    ) -> Result<Self, crate::PlanError> {
+    pub fn new(keys: Vec<(Expr, String)>, aggs: Vec<AggCall>, input: &Schema) -> Result<Self, crate::PlanError> {
         let mut fields = Vec::new();
         for (e, name) in &keys {
             fields.push(Field::new(name, e.data_type(input)?, true));
@@ -237,9 +231,7 @@ impl Plan {
             Plan::Scan(s) => s.schema.clone(),
             Plan::Project { spec, .. } => spec.schema.clone(),
             Plan::Aggregate { spec, .. } => spec.schema.clone(),
-            Plan::Filter { input, .. } | Plan::Sort { input, .. } | Plan::Limit { input, .. } => {
-                input.schema()
-            }
+            Plan::Filter { input, .. } | Plan::Sort { input, .. } | Plan::Limit { input, .. } => input.schema(),
         }
     }
 

@@ -42,7 +42,8 @@ pub(crate) fn bounds_of(predicate: &Expr, schema: &Schema) -> Vec<ColumnBound> {
                         continue;
                     }
                     let f32_column = schema.field_with_name(col).is_ok_and(|f| *f.data_type() == DataType::Float32);
-                    let values: Vec<f64> = values.iter().map(|v| if f32_column { *v as f32 as f64 } else { *v }).collect();
+                    let values: Vec<f64> =
+                        values.iter().map(|v| if f32_column { *v as f32 as f64 } else { *v }).collect();
                     let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
                     let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                     out.push(ColumnBound { column: col.clone(), lower: Some((lo, true)), upper: Some((hi, true)) });

@@ -2,9 +2,7 @@
 //! functions, ADQL geometry, and (in aggregate context) extraction of aggregate calls.
 
 use arrow_schema::{DataType, Schema};
-use sqlparser::ast::{
-    self, BinaryOperator, FunctionArg, FunctionArgExpr, FunctionArguments, UnaryOperator, Value,
-};
+use sqlparser::ast::{self, BinaryOperator, FunctionArg, FunctionArgExpr, FunctionArguments, UnaryOperator, Value};
 
 use crate::error::{PlanError, nearest};
 use crate::plan::{AggCall, AggFunc, BinaryOp, Expr, Func, Literal};
@@ -61,9 +59,7 @@ impl Scope<'_> {
             }
             S::Nested(inner) => self.convert_inner(inner, in_agg)?,
             S::Value(v) => Expr::Literal(literal(&v.value)?),
-            S::UnaryOp { op: UnaryOperator::Not, expr } => {
-                Expr::Not(Box::new(self.convert_inner(expr, in_agg)?))
-            }
+            S::UnaryOp { op: UnaryOperator::Not, expr } => Expr::Not(Box::new(self.convert_inner(expr, in_agg)?)),
             S::UnaryOp { op: UnaryOperator::Minus, expr } => match self.convert_inner(expr, in_agg)? {
                 Expr::Literal(Literal::Int(i)) => Expr::Literal(Literal::Int(-i)),
                 Expr::Literal(Literal::Float(f)) => Expr::Literal(Literal::Float(-f)),
@@ -91,9 +87,7 @@ impl Scope<'_> {
                     match self.convert_inner(item, in_agg)? {
                         Expr::Literal(l) => values.push(l),
                         other => {
-                            return Err(PlanError::Unsupported(format!(
-                                "IN lists must hold constants, found {other}"
-                            )));
+                            return Err(PlanError::Unsupported(format!("IN lists must hold constants, found {other}")));
                         }
                     }
                 }
@@ -136,7 +130,11 @@ impl Scope<'_> {
         // ADQL: CONTAINS(...) = 1 means "inside", = 0 means "outside".
         if matches!(op, BinaryOp::Eq | BinaryOp::NotEq) {
             for (geo, other) in [(&l, &r), (&r, &l)] {
-                if let (Expr::Call { func: Func::InCircle | Func::InBox, .. }, Expr::Literal(Literal::Int(v @ (0 | 1)))) = (geo, other) {
+                if let (
+                    Expr::Call { func: Func::InCircle | Func::InBox, .. },
+                    Expr::Literal(Literal::Int(v @ (0 | 1))),
+                ) = (geo, other)
+                {
                     let inside = (*v == 1) == (op == BinaryOp::Eq);
                     return Ok(if inside { geo.clone() } else { Expr::Not(Box::new(geo.clone())) });
                 }
@@ -184,9 +182,9 @@ impl Scope<'_> {
                 };
                 Ok(Expr::Call { func: Func::Distance, args })
             }
-            "POINT" | "CIRCLE" | "BOX" | "POLYGON" => Err(PlanError::Unsupported(format!(
-                "{name}(...) is only meaningful inside CONTAINS or DISTANCE"
-            ))),
+            "POINT" | "CIRCLE" | "BOX" | "POLYGON" => {
+                Err(PlanError::Unsupported(format!("{name}(...) is only meaningful inside CONTAINS or DISTANCE")))
+            }
             _ => {
                 let func = Func::from_name(&name).ok_or_else(|| PlanError::UnknownFunction {
                     name: f.name.to_string(),
@@ -291,9 +289,7 @@ fn aggregate_func(name: &str, args: &[&ast::Expr]) -> Option<AggFunc> {
 }
 
 fn exact<'a, const N: usize>(name: &str, args: &[&'a ast::Expr]) -> Result<[&'a ast::Expr; N], PlanError> {
-    args.try_into().map_err(|_| {
-        PlanError::Type(format!("{name} takes {N} argument(s), got {}", args.len()))
-    })
+    args.try_into().map_err(|_| PlanError::Type(format!("{name} takes {N} argument(s), got {}", args.len())))
 }
 
 /// The arguments of a call; `COUNT(*)` yields none.
@@ -328,9 +324,7 @@ pub(crate) fn literal(v: &Value) -> Result<Literal, PlanError> {
     Ok(match v {
         Value::Number(s, _) => match s.parse::<i64>() {
             Ok(i) => Literal::Int(i),
-            Err(_) => Literal::Float(
-                s.parse::<f64>().map_err(|_| PlanError::Syntax(format!("bad number {s}")))?,
-            ),
+            Err(_) => Literal::Float(s.parse::<f64>().map_err(|_| PlanError::Syntax(format!("bad number {s}")))?),
         },
         Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => Literal::Str(s.clone()),
         Value::Boolean(b) => Literal::Bool(*b),

@@ -94,12 +94,8 @@ fn plan_query(query: &ast::Query, catalogs: &CatalogSet, options: &PlanOptions) 
         qualifiers.push(a.name.value.clone());
     }
     let schema = catalog.schema.clone();
-    let mut scope = Scope {
-        schema: &schema,
-        qualifiers,
-        description: format!("catalog \"{}\"", catalog.name),
-        aggs: None,
-    };
+    let mut scope =
+        Scope { schema: &schema, qualifiers, description: format!("catalog \"{}\"", catalog.name), aggs: None };
 
     let predicate = select.selection.as_ref().map(|w| scope.convert(w)).transpose()?;
     if let Some(p) = &predicate {
@@ -141,10 +137,12 @@ fn plan_query(query: &ast::Query, catalogs: &CatalogSet, options: &PlanOptions) 
         GroupByExpr::Expressions(exprs, _) => {
             for e in exprs {
                 let k = match e {
-                    ast::Expr::Identifier(id) if schema.field_with_name(&id.value).is_err() => match alias_of(&id.value) {
-                        Some(x) => x,
-                        None => scope.convert(e)?,
-                    },
+                    ast::Expr::Identifier(id) if schema.field_with_name(&id.value).is_err() => {
+                        match alias_of(&id.value) {
+                            Some(x) => x,
+                            None => scope.convert(e)?,
+                        }
+                    }
                     ast::Expr::Value(v) => ordinal(&v.value, &items)?.0.clone(),
                     _ => scope.convert(e)?,
                 };
@@ -157,7 +155,9 @@ fn plan_query(query: &ast::Query, catalogs: &CatalogSet, options: &PlanOptions) 
     }
     let distinct = match &select.distinct {
         None => false,
-        Some(ast::Distinct::Distinct) | Some(ast::Distinct::All) => matches!(select.distinct, Some(ast::Distinct::Distinct)),
+        Some(ast::Distinct::Distinct) | Some(ast::Distinct::All) => {
+            matches!(select.distinct, Some(ast::Distinct::Distinct))
+        }
         Some(other) => return Err(PlanError::Unsupported(format!("{other}"))),
     };
     if distinct {
@@ -173,7 +173,9 @@ fn plan_query(query: &ast::Query, catalogs: &CatalogSet, options: &PlanOptions) 
         };
         for o in exprs {
             let expr = match &o.expr {
-                ast::Expr::Identifier(id) if schema.field_with_name(&id.value).is_err() || alias_of(&id.value).is_some() => {
+                ast::Expr::Identifier(id)
+                    if schema.field_with_name(&id.value).is_err() || alias_of(&id.value).is_some() =>
+                {
                     match alias_of(&id.value) {
                         Some(x) => x,
                         None => scope.convert(&o.expr)?,
@@ -304,7 +306,9 @@ fn replace_keys(e: &Expr, keys: &[(Expr, String)]) -> Expr {
         Expr::InList { expr, list, negated } => {
             Expr::InList { expr: Box::new(replace_keys(expr, keys)), list: list.clone(), negated: *negated }
         }
-        Expr::Call { func, args } => Expr::Call { func: *func, args: args.iter().map(|a| replace_keys(a, keys)).collect() },
+        Expr::Call { func, args } => {
+            Expr::Call { func: *func, args: args.iter().map(|a| replace_keys(a, keys)).collect() }
+        }
         Expr::Column(_) | Expr::Literal(_) => e.clone(),
     }
 }
@@ -313,10 +317,7 @@ fn replace_keys(e: &Expr, keys: &[(Expr, String)]) -> Expr {
 fn ordinal<'a>(v: &ast::Value, items: &'a [(Expr, String)]) -> Result<&'a (Expr, String), PlanError> {
     match convert::literal(v)? {
         Literal::Int(i) if i >= 1 && (i as usize) <= items.len() => Ok(&items[i as usize - 1]),
-        other => Err(PlanError::Type(format!(
-            "position {other} is not in the select list (1..={})",
-            items.len()
-        ))),
+        other => Err(PlanError::Type(format!("position {other} is not in the select list (1..={})", items.len()))),
     }
 }
 

@@ -472,5 +472,4 @@ mod tests {
             Err(BootstrapError::ProcessOutOfRange { process: 2, processes: 2 })
         );
     }
-
 }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, Float64Type, Int64Type};
-use arrow_array::{ArrowPrimitiveType, PrimitiveArray};
 use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch};
+use arrow_array::{ArrowPrimitiveType, PrimitiveArray};
 use arrow_cast::cast;
 use arrow_schema::{ArrowError, DataType, Field};
 use starflow_dataflow::plan::{AggCall, AggFunc, Expr};
@@ -179,8 +179,10 @@ impl Accumulators {
     pub fn state_columns(&self, take: &[u32]) -> Vec<ArrayRef> {
         let mut out: Vec<ArrayRef> = Vec::new();
         for ((call, s), uses) in self.calls.iter().zip(&self.states).zip(&self.uses) {
-            let pick_i = |v: &Vec<i64>| Arc::new(take.iter().map(|&g| v[g as usize]).collect::<Int64Array>()) as ArrayRef;
-            let pick_f = |v: &Vec<f64>| Arc::new(take.iter().map(|&g| v[g as usize]).collect::<Float64Array>()) as ArrayRef;
+            let pick_i =
+                |v: &Vec<i64>| Arc::new(take.iter().map(|&g| v[g as usize]).collect::<Int64Array>()) as ArrayRef;
+            let pick_f =
+                |v: &Vec<f64>| Arc::new(take.iter().map(|&g| v[g as usize]).collect::<Float64Array>()) as ArrayRef;
             if let Some(m) = uses.map(|u| &self.moments[u].1) {
                 let n = |g: usize| m.count[g].max(1) as f64;
                 let (f1, f2): (Vec<f64>, Vec<f64>) = take
@@ -198,12 +200,23 @@ impl Accumulators {
                     })
                     .unzip();
                 let zeros = Int64Array::from(vec![0i64; take.len()]);
-                out.extend([pick_i(&m.count), Arc::new(Float64Array::from(f1)) as ArrayRef, Arc::new(Float64Array::from(f2)), Arc::new(zeros)]);
+                out.extend([
+                    pick_i(&m.count),
+                    Arc::new(Float64Array::from(f1)) as ArrayRef,
+                    Arc::new(Float64Array::from(f2)),
+                    Arc::new(zeros),
+                ]);
             } else if call.func == AggFunc::Stddev {
                 // Shifted sums → (mean, M2).
                 let n = |g: usize| s.count[g].max(1) as f64;
-                let mean = take.iter().map(|&g| { let g = g as usize; s.shift[g] + s.f1[g] / n(g) });
-                let m2 = take.iter().map(|&g| { let g = g as usize; (s.f2[g] - s.f1[g] * s.f1[g] / n(g)).max(0.0) });
+                let mean = take.iter().map(|&g| {
+                    let g = g as usize;
+                    s.shift[g] + s.f1[g] / n(g)
+                });
+                let m2 = take.iter().map(|&g| {
+                    let g = g as usize;
+                    (s.f2[g] - s.f1[g] * s.f1[g] / n(g)).max(0.0)
+                });
                 out.extend([
                     pick_i(&s.count),
                     Arc::new(mean.collect::<Float64Array>()) as ArrayRef,

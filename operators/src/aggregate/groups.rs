@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type};
-use arrow_array::{ArrowPrimitiveType, PrimitiveArray};
 use arrow_array::{Array, ArrayRef, Int64Array};
+use arrow_array::{ArrowPrimitiveType, PrimitiveArray};
 use arrow_cast::cast;
 use arrow_row::{RowConverter, SortField};
 use arrow_schema::{ArrowError, DataType};
@@ -48,7 +48,13 @@ enum Keys {
     /// No keys: one global group.
     Global,
     /// One integer-like key.
-    Int { map: FastMap<i64>, null_group: Option<u32>, values: Vec<Option<i64>>, data_type: DataType, last: Option<(i64, u32)> },
+    Int {
+        map: FastMap<i64>,
+        null_group: Option<u32>,
+        values: Vec<Option<i64>>,
+        data_type: DataType,
+        last: Option<(i64, u32)>,
+    },
     /// Any keys, in arrow's row format.
     Rows { converter: RowConverter, map: FastMap<Box<[u8]>>, rows: Vec<Box<[u8]>> },
 }

@@ -94,7 +94,11 @@ fn partial_schema(spec: &AggregateSpec, accs: &Accumulators) -> SchemaRef {
 }
 
 /// Renders both phases and the exchange between them.
-pub(crate) fn render_aggregate<'s>(ctx: &RenderContext<'s>, input: BatchStream<'s>, spec: &AggregateSpec) -> BatchStream<'s> {
+pub(crate) fn render_aggregate<'s>(
+    ctx: &RenderContext<'s>,
+    input: BatchStream<'s>,
+    spec: &AggregateSpec,
+) -> BatchStream<'s> {
     let peers = ctx.scope.peers();
     let worker = ctx.scope.index();
     let label = spec.keys.iter().map(|(e, _)| e.to_string()).collect::<Vec<_>>().join(", ");
@@ -132,30 +136,34 @@ pub(crate) fn render_aggregate<'s>(ctx: &RenderContext<'s>, input: BatchStream<'
     });
     let (s2, e2) = (spec.clone(), ctx.errors.clone());
     let key_count = spec.keys.len();
-    partial.unary_frontier(Exchange::new(|b: &Batch| b.route), &format!("AggregateFinal[{label}]"), move |cap, _info| {
-        let mut cap = Some(cap);
-        let mut phase = Phase::try_new(&s2, false).ok();
-        move |(input, frontier), output| {
-            input.for_each(|_cap, data| {
-                for batch in data.drain(..) {
-                    if let Some(p) = phase.as_mut() {
-                        if let Err(source) = p.merge(key_count, &batch.data) {
-                            e2.record(RunError::Arrow { context: "aggregate merge".into(), source });
-                            phase = None;
+    partial.unary_frontier(
+        Exchange::new(|b: &Batch| b.route),
+        &format!("AggregateFinal[{label}]"),
+        move |cap, _info| {
+            let mut cap = Some(cap);
+            let mut phase = Phase::try_new(&s2, false).ok();
+            move |(input, frontier), output| {
+                input.for_each(|_cap, data| {
+                    for batch in data.drain(..) {
+                        if let Some(p) = phase.as_mut() {
+                            if let Err(source) = p.merge(key_count, &batch.data) {
+                                e2.record(RunError::Arrow { context: "aggregate merge".into(), source });
+                                phase = None;
+                            }
                         }
                     }
-                }
-            });
-            if frontier.is_empty() {
-                if let (Some(c), Some(p)) = (cap.take(), phase.take()) {
-                    match p.finish(&s2, worker) {
-                        Ok(Some(batch)) => output.session(&c).give(Batch::new(batch, 0)),
-                        Ok(None) => {}
-                        Err(source) => e2.record(RunError::Arrow { context: "aggregate".into(), source }),
+                });
+                if frontier.is_empty() {
+                    if let (Some(c), Some(p)) = (cap.take(), phase.take()) {
+                        match p.finish(&s2, worker) {
+                            Ok(Some(batch)) => output.session(&c).give(Batch::new(batch, 0)),
+                            Ok(None) => {}
+                            Err(source) => e2.record(RunError::Arrow { context: "aggregate".into(), source }),
+                        }
                     }
+                    cap = None;
                 }
-                cap = None;
             }
-        }
-    })
+        },
+    )
 }

@@ -55,9 +55,7 @@ pub fn in_circle(n: usize, ra: Operand, dec: Operand, ra0: Operand, dec0: Operan
             })
             .collect();
     }
-    (0..n)
-        .map(|i| separation_deg(ra.at(i), dec.at(i), ra0.at(i), dec0.at(i)) <= radius.at(i))
-        .collect()
+    (0..n).map(|i| separation_deg(ra.at(i), dec.at(i), ra0.at(i), dec0.at(i)) <= radius.at(i)).collect()
 }
 
 /// `true` where (ra, dec) lies in the coordinate box centred on (ra0, dec0) with full
@@ -98,7 +96,14 @@ mod tests {
     fn cone_fast_path_agrees_with_separation() {
         let ra: Vec<f64> = (0..2000).map(|i| 359.0 + (i as f64) * 0.001).map(|x| x % 360.0).collect();
         let dec: Vec<f64> = (0..2000).map(|i| -0.5 + (i % 100) as f64 * 0.01).collect();
-        let fast = in_circle(ra.len(), Operand::Column(&ra), Operand::Column(&dec), Operand::Const(0.0), Operand::Const(0.0), Operand::Const(0.7));
+        let fast = in_circle(
+            ra.len(),
+            Operand::Column(&ra),
+            Operand::Column(&dec),
+            Operand::Const(0.0),
+            Operand::Const(0.0),
+            Operand::Const(0.7),
+        );
         for i in 0..ra.len() {
             assert_eq!(fast[i], separation_deg(ra[i], dec[i], 0.0, 0.0) <= 0.7, "row {i}");
         }
@@ -109,7 +114,15 @@ mod tests {
     fn box_wraps_ra() {
         let ra = [359.9, 0.1, 1.0, 180.0];
         let dec = [0.0, 0.0, 0.0, 0.0];
-        let inside = in_box(4, Operand::Column(&ra), Operand::Column(&dec), Operand::Const(0.0), Operand::Const(0.0), Operand::Const(0.5), Operand::Const(1.0));
+        let inside = in_box(
+            4,
+            Operand::Column(&ra),
+            Operand::Column(&dec),
+            Operand::Const(0.0),
+            Operand::Const(0.0),
+            Operand::Const(0.5),
+            Operand::Const(1.0),
+        );
         assert_eq!(inside, vec![true, true, false, false]);
     }
 }
