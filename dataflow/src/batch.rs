@@ -59,33 +59,46 @@ impl Batch {
     }
 }
 
+/// The wire form: routing key, order, then the IPC bytes as one byte string.
 #[derive(Serialize, Deserialize)]
-struct Wire<'a> {
+struct Wire {
     route: u64,
     seq: u64,
-    #[serde(borrow, with = "serde_bytes_compat")]
-    ipc: std::borrow::Cow<'a, [u8]>,
+    #[serde(with = "byte_string")]
+    ipc: Vec<u8>,
 }
 
-mod serde_bytes_compat {
-    use std::borrow::Cow;
+/// Bytes as a serde byte string (one length and a copy, not a sequence of numbers).
+mod byte_string {
+    use serde::de::{Deserializer, Error, Visitor};
+    use serde::Serializer;
 
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(bytes: &Cow<'_, [u8]>, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_bytes(bytes)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Cow<'de, [u8]>, D::Error> {
-        let bytes: Vec<u8> = Vec::deserialize(d)?;
-        Ok(Cow::Owned(bytes))
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        struct Bytes;
+        impl<'de> Visitor<'de> for Bytes {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("Arrow IPC bytes")
+            }
+            fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+            fn visit_byte_buf<E: Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(v)
+            }
+        }
+        d.deserialize_byte_buf(Bytes)
     }
 }
 
 impl Serialize for Batch {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let ipc = self.to_ipc().map_err(serde::ser::Error::custom)?;
-        Wire { route: self.route, seq: self.seq, ipc: ipc.into() }.serialize(s)
+        Wire { route: self.route, seq: self.seq, ipc }.serialize(s)
     }
 }
 
@@ -100,6 +113,15 @@ impl<'de> Deserialize<'de> for Batch {
 mod tests {
     use super::*;
     use arrow_array::{Float32Array, Int64Array};
+
+    #[test]
+    fn serde_round_trip_through_bincode() {
+        let batch = RecordBatch::try_from_iter([("id", Arc::new(Int64Array::from(vec![7, 8])) as _)]).unwrap();
+        let bytes = bincode::serialize(&Batch::new(batch.clone(), 42).routed(5)).unwrap();
+        let back: Batch = bincode::deserialize(&bytes).unwrap();
+        assert_eq!((back.route, back.seq), (5, 42));
+        assert_eq!(back.data.as_ref(), &batch);
+    }
 
     #[test]
     fn ipc_round_trip_keeps_rows_and_keys() {

@@ -124,12 +124,11 @@ where
             stream.probe_with(&probe).sink(Pipeline, "Sink", move |(input, _frontier)| {
                 input.for_each(|_cap, data| {
                     for batch in data.drain(..) {
-                        if let Some(tx) = &sink {
-                            if tx.send(batch.data.as_ref().clone()).is_err() {
+                        if let Some(tx) = &sink
+                            && tx.send(batch.data.as_ref().clone()).is_err() {
                                 errs.cancel();
                                 sink = None;
                             }
-                        }
                     }
                 });
             });
@@ -243,9 +242,9 @@ fn report_stream<'s>(
         let mut cap = Some(cap);
         move |(input, frontier), output| {
             input.for_each(|_cap, _data| {});
-            if frontier.is_empty() {
-                if let Some(c) = cap.take() {
-                    if reporting {
+            if frontier.is_empty()
+                && let Some(c) = cap.take()
+                    && reporting {
                         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
                         let report = Report {
                             process,
@@ -257,8 +256,6 @@ fn report_stream<'s>(
                         };
                         output.session(&c).give(Batch::new(report.to_batch(), 0));
                     }
-                }
-            }
         }
     })
 }

@@ -14,8 +14,8 @@ pub(crate) fn render_limit<'s>(ctx: &RenderContext<'s>, input: BatchStream<'s>, 
         let mut stash: Vec<Batch> = Vec::new();
         move |(input, frontier), output| {
             input.for_each(|_cap, data| stash.append(data));
-            if frontier.is_empty() {
-                if let Some(c) = cap.take() {
+            if frontier.is_empty()
+                && let Some(c) = cap.take() {
                     stash.sort_by_key(|b| b.seq);
                     if let Some(first) = stash.first() {
                         match concat_batches(&first.data.schema(), stash.iter().map(|b| b.data.as_ref())) {
@@ -28,7 +28,6 @@ pub(crate) fn render_limit<'s>(ctx: &RenderContext<'s>, input: BatchStream<'s>, 
                     }
                     stash.clear();
                 }
-            }
         }
     })
 }

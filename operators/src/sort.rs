@@ -68,8 +68,8 @@ where
         let mut stash: Vec<Batch> = Vec::new();
         move |(input, frontier), output| {
             input.for_each(|_cap, data| stash.append(data));
-            if frontier.is_empty() {
-                if let Some(c) = cap.take() {
+            if frontier.is_empty()
+                && let Some(c) = cap.take() {
                     let result = if merge { merge_sorted(&spec, &stash) } else { sort_batches(&spec, &stash) };
                     match result {
                         Ok(Some(sorted)) => output.session(&c).give(Batch::new(sorted, 0)),
@@ -78,7 +78,6 @@ where
                     }
                     stash.clear();
                 }
-            }
         }
     })
 }

@@ -23,16 +23,14 @@ pub struct ColumnBound {
 impl ColumnBound {
     /// True when a value range `[min, max]` may hold a value inside this bound.
     pub fn may_overlap(&self, min: f64, max: f64) -> bool {
-        if let Some((lo, inclusive)) = self.lower {
-            if max < lo || (!inclusive && max == lo) {
+        if let Some((lo, inclusive)) = self.lower
+            && (max < lo || (!inclusive && max == lo)) {
                 return false;
             }
-        }
-        if let Some((hi, inclusive)) = self.upper {
-            if min > hi || (!inclusive && min == hi) {
+        if let Some((hi, inclusive)) = self.upper
+            && (min > hi || (!inclusive && min == hi)) {
                 return false;
             }
-        }
         true
     }
 

@@ -115,12 +115,11 @@ pub(crate) fn render_aggregate<'s>(
         move |(input, frontier), output| {
             input.for_each(|_cap, data| {
                 for batch in data.drain(..) {
-                    if let Some(p) = phase.as_mut() {
-                        if let Err(source) = p.update(&s1, &batch.data) {
+                    if let Some(p) = phase.as_mut()
+                        && let Err(source) = p.update(&s1, &batch.data) {
                             e1.record(RunError::Arrow { context: "aggregate".into(), source });
                             phase = None;
                         }
-                    }
                 }
             });
             if frontier.is_empty() {
@@ -145,12 +144,11 @@ pub(crate) fn render_aggregate<'s>(
             move |(input, frontier), output| {
                 input.for_each(|_cap, data| {
                     for batch in data.drain(..) {
-                        if let Some(p) = phase.as_mut() {
-                            if let Err(source) = p.merge(key_count, &batch.data) {
+                        if let Some(p) = phase.as_mut()
+                            && let Err(source) = p.merge(key_count, &batch.data) {
                                 e2.record(RunError::Arrow { context: "aggregate merge".into(), source });
                                 phase = None;
                             }
-                        }
                     }
                 });
                 if frontier.is_empty() {

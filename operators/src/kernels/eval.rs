@@ -102,7 +102,7 @@ fn eval(expr: &Expr, batch: &RecordBatch) -> Result<Val, ArrowError> {
         Expr::Binary { op, left, right } => binary(*op, eval(left, batch)?, eval(right, batch)?, batch.num_rows())?,
         Expr::Not(e) => {
             let v = eval(e, batch)?;
-            map_bool(&v, |b| not(b))?
+            map_bool(&v, not)?
         }
         Expr::Negate(e) => {
             let v = eval(e, batch)?;
@@ -133,7 +133,7 @@ fn eval(expr: &Expr, batch: &RecordBatch) -> Result<Val, ArrowError> {
                 });
             }
             let acc = acc.unwrap_or_else(|| Val::Scalar(Arc::new(BooleanArray::from(vec![false]))));
-            if *negated { map_bool(&acc, |b| not(b))? } else { acc }
+            if *negated { map_bool(&acc, not)? } else { acc }
         }
         Expr::Call { func, args } => call(*func, args, batch)?,
     })
