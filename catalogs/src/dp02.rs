@@ -126,11 +126,19 @@ pub fn dp02_schema() -> SchemaRef {
 /// it (largest-remainder rounding), so files differ in size. Tracts are generated in
 /// parallel from independent PRNG streams (seed, tract index); rows are sorted by
 /// `(patch, coord_dec)` so row-group statistics on coordinates are spatially selective.
-/// Files of the same names are overwritten; other files in `out` are left alone. Output is
+/// `tract_*.parquet` files already in `out` (an earlier catalog) are removed first, so the
+/// folder holds exactly this catalog; other files are left alone. Output is
 /// byte-identical for the same options on the same platform (the model uses `exp`, `ln`…).
 pub fn generate_dp02(out: &Path, opts: &Dp02Options) -> Result<Dp02Summary> {
     opts.validate()?;
     std::fs::create_dir_all(out).map_err(io_error(out))?;
+    for entry in std::fs::read_dir(out).map_err(io_error(out))? {
+        let path = entry.map_err(io_error(out))?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with("tract_") && name.ends_with(".parquet") {
+            std::fs::remove_file(&path).map_err(io_error(&path))?;
+        }
+    }
     let model = SkyModel::new(opts);
     let paths: Vec<PathBuf> = (0..opts.files).map(|t| out.join(format!("tract_{}.parquet", tract_id(t)))).collect();
     let props = WriterProperties::builder()
@@ -703,6 +711,23 @@ mod tests {
         let galaxies = frac(&ext, |x| x == 1.0);
         assert!(galaxies > 0.6 && galaxies < 0.8, "galaxy fraction {galaxies}");
         std::fs::remove_dir_all(&out).unwrap();
+    }
+
+    #[test]
+    fn regenerating_replaces_an_earlier_catalog() {
+        let out = temp_out("regen");
+        generate_dp02(&out, &Dp02Options { files: 6, rows: 600, ..Dp02Options::default() }).unwrap();
+        std::fs::write(out.join("notes.txt"), "keep me").unwrap();
+        let summary = generate_dp02(&out, &Dp02Options { files: 2, rows: 200, ..Dp02Options::default() }).unwrap();
+        let mut parquet: Vec<PathBuf> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+            .collect();
+        parquet.sort();
+        assert_eq!(parquet, summary.files);
+        assert!(out.join("notes.txt").exists());
+        let _ = std::fs::remove_dir_all(&out);
     }
 
     #[test]

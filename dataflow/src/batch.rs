@@ -70,8 +70,8 @@ struct Wire {
 
 /// Bytes as a serde byte string (one length and a copy, not a sequence of numbers).
 mod byte_string {
-    use serde::de::{Deserializer, Error, Visitor};
     use serde::Serializer;
+    use serde::de::{Deserializer, Error, Visitor};
 
     pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_bytes(bytes)

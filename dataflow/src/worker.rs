@@ -125,10 +125,11 @@ where
                 input.for_each(|_cap, data| {
                     for batch in data.drain(..) {
                         if let Some(tx) = &sink
-                            && tx.send(batch.data.as_ref().clone()).is_err() {
-                                errs.cancel();
-                                sink = None;
-                            }
+                            && tx.send(batch.data.as_ref().clone()).is_err()
+                        {
+                            errs.cancel();
+                            sink = None;
+                        }
                     }
                 });
             });
@@ -244,18 +245,19 @@ fn report_stream<'s>(
             input.for_each(|_cap, _data| {});
             if frontier.is_empty()
                 && let Some(c) = cap.take()
-                    && reporting {
-                        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-                        let report = Report {
-                            process,
-                            error: errors.peek(),
-                            partitions_read: get(&metrics.partitions_read),
-                            rows_read: get(&metrics.rows_read),
-                            rows_matched: get(&metrics.rows_matched),
-                            bytes_sent: get(&bytes_sent),
-                        };
-                        output.session(&c).give(Batch::new(report.to_batch(), 0));
-                    }
+                && reporting
+            {
+                let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+                let report = Report {
+                    process,
+                    error: errors.peek(),
+                    partitions_read: get(&metrics.partitions_read),
+                    rows_read: get(&metrics.rows_read),
+                    rows_matched: get(&metrics.rows_matched),
+                    bytes_sent: get(&bytes_sent),
+                };
+                output.session(&c).give(Batch::new(report.to_batch(), 0));
+            }
         }
     })
 }

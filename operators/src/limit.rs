@@ -15,19 +15,20 @@ pub(crate) fn render_limit<'s>(ctx: &RenderContext<'s>, input: BatchStream<'s>, 
         move |(input, frontier), output| {
             input.for_each(|_cap, data| stash.append(data));
             if frontier.is_empty()
-                && let Some(c) = cap.take() {
-                    stash.sort_by_key(|b| b.seq);
-                    if let Some(first) = stash.first() {
-                        match concat_batches(&first.data.schema(), stash.iter().map(|b| b.data.as_ref())) {
-                            Ok(all) => {
-                                let keep = (n as usize).min(all.num_rows());
-                                output.session(&c).give(Batch::new(all.slice(0, keep), 0));
-                            }
-                            Err(source) => errors.record(RunError::Arrow { context: "limit".into(), source }),
+                && let Some(c) = cap.take()
+            {
+                stash.sort_by_key(|b| b.seq);
+                if let Some(first) = stash.first() {
+                    match concat_batches(&first.data.schema(), stash.iter().map(|b| b.data.as_ref())) {
+                        Ok(all) => {
+                            let keep = (n as usize).min(all.num_rows());
+                            output.session(&c).give(Batch::new(all.slice(0, keep), 0));
                         }
+                        Err(source) => errors.record(RunError::Arrow { context: "limit".into(), source }),
                     }
-                    stash.clear();
                 }
+                stash.clear();
+            }
         }
     })
 }

@@ -36,14 +36,16 @@ pub(crate) fn render_scan<'s>(ctx: &RenderContext<'s>, spec: &ScanSpec) -> Resul
         move |output| {
             let Some(c) = cap.as_ref() else { return };
             let done = errors.failed() || spec.limit.is_some_and(|n| emitted >= n);
-            if current.is_none() && !done
-                && let Some(p) = partitions.next() {
-                    metrics.partitions_read.fetch_add(1, Ordering::Relaxed);
-                    match PartitionReader::open(&catalog, &p, &spec.column_indices, spec.batch_rows, &mut footer) {
-                        Ok(reader) => current = Some((reader, p.index as u64, 0)),
-                        Err(e) => errors.record(e.into()),
-                    }
+            if current.is_none()
+                && !done
+                && let Some(p) = partitions.next()
+            {
+                metrics.partitions_read.fetch_add(1, Ordering::Relaxed);
+                match PartitionReader::open(&catalog, &p, &spec.column_indices, spec.batch_rows, &mut footer) {
+                    Ok(reader) => current = Some((reader, p.index as u64, 0)),
+                    Err(e) => errors.record(e.into()),
                 }
+            }
             let Some((reader, partition, number)) = current.as_mut().filter(|_| !done) else {
                 cap = None;
                 return;

@@ -69,15 +69,16 @@ where
         move |(input, frontier), output| {
             input.for_each(|_cap, data| stash.append(data));
             if frontier.is_empty()
-                && let Some(c) = cap.take() {
-                    let result = if merge { merge_sorted(&spec, &stash) } else { sort_batches(&spec, &stash) };
-                    match result {
-                        Ok(Some(sorted)) => output.session(&c).give(Batch::new(sorted, 0)),
-                        Ok(None) => {}
-                        Err(source) => errors.record(RunError::Arrow { context: "sort".into(), source }),
-                    }
-                    stash.clear();
+                && let Some(c) = cap.take()
+            {
+                let result = if merge { merge_sorted(&spec, &stash) } else { sort_batches(&spec, &stash) };
+                match result {
+                    Ok(Some(sorted)) => output.session(&c).give(Batch::new(sorted, 0)),
+                    Ok(None) => {}
+                    Err(source) => errors.record(RunError::Arrow { context: "sort".into(), source }),
                 }
+                stash.clear();
+            }
         }
     })
 }

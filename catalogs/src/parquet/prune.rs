@@ -24,13 +24,15 @@ impl ColumnBound {
     /// True when a value range `[min, max]` may hold a value inside this bound.
     pub fn may_overlap(&self, min: f64, max: f64) -> bool {
         if let Some((lo, inclusive)) = self.lower
-            && (max < lo || (!inclusive && max == lo)) {
-                return false;
-            }
+            && (max < lo || (!inclusive && max == lo))
+        {
+            return false;
+        }
         if let Some((hi, inclusive)) = self.upper
-            && (min > hi || (!inclusive && min == hi)) {
-                return false;
-            }
+            && (min > hi || (!inclusive && min == hi))
+        {
+            return false;
+        }
         true
     }
 

@@ -218,9 +218,10 @@ impl Scope<'_> {
         }
         let mut args: &[&ast::Expr] = &args;
         if let Some(ast::Expr::Value(v)) = args.first()
-            && matches!(v.value, Value::SingleQuotedString(_) | Value::DoubleQuotedString(_)) {
-                args = &args[1..];
-            }
+            && matches!(v.value, Value::SingleQuotedString(_) | Value::DoubleQuotedString(_))
+        {
+            args = &args[1..];
+        }
         if !arity.contains(&args.len()) {
             return Err(PlanError::Type(format!(
                 "{expected} takes {} numeric argument(s) (after an optional coordinate system), got {}",
@@ -243,9 +244,10 @@ impl Scope<'_> {
             return Err(PlanError::Type(format!("aggregate {name} inside another aggregate")));
         }
         if let FunctionArguments::List(l) = &f.args
-            && l.duplicate_treatment.is_some() {
-                return Err(PlanError::Unsupported(format!("{name}(DISTINCT ...)")));
-            }
+            && l.duplicate_treatment.is_some()
+        {
+            return Err(PlanError::Unsupported(format!("{name}(DISTINCT ...)")));
+        }
         let (arg, arg_type) = match func {
             AggFunc::CountStar => (None, DataType::Null),
             _ => {

@@ -116,10 +116,11 @@ pub(crate) fn render_aggregate<'s>(
             input.for_each(|_cap, data| {
                 for batch in data.drain(..) {
                     if let Some(p) = phase.as_mut()
-                        && let Err(source) = p.update(&s1, &batch.data) {
-                            e1.record(RunError::Arrow { context: "aggregate".into(), source });
-                            phase = None;
-                        }
+                        && let Err(source) = p.update(&s1, &batch.data)
+                    {
+                        e1.record(RunError::Arrow { context: "aggregate".into(), source });
+                        phase = None;
+                    }
                 }
             });
             if frontier.is_empty() {
@@ -145,10 +146,11 @@ pub(crate) fn render_aggregate<'s>(
                 input.for_each(|_cap, data| {
                     for batch in data.drain(..) {
                         if let Some(p) = phase.as_mut()
-                            && let Err(source) = p.merge(key_count, &batch.data) {
-                                e2.record(RunError::Arrow { context: "aggregate merge".into(), source });
-                                phase = None;
-                            }
+                            && let Err(source) = p.merge(key_count, &batch.data)
+                        {
+                            e2.record(RunError::Arrow { context: "aggregate merge".into(), source });
+                            phase = None;
+                        }
                     }
                 });
                 if frontier.is_empty() {
