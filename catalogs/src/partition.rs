@@ -9,8 +9,8 @@ pub struct Partition {
     pub index: usize,
     /// Index of the file in the catalog's file list.
     pub file: usize,
-    /// Row groups of that file, in increasing order.
-    pub row_groups: Vec<usize>,
+    /// Consecutive row groups of that file.
+    pub row_groups: std::ops::Range<usize>,
     /// Rows in those row groups.
     pub rows: u64,
 }

@@ -25,8 +25,9 @@ use prune::{ColumnBound, ColumnStats, row_group_may_match};
 pub struct CatalogFile {
     /// Path of the file.
     pub path: PathBuf,
-    /// For each catalog column, the root column index in this file (None: absent, reads as nulls).
-    pub columns: Vec<Option<usize>>,
+    /// For each catalog column, the root column index in this file (None: absent, reads as
+    /// nulls). Files with the same layout share one map.
+    pub columns: Arc<[Option<usize>]>,
     /// Rows in the file.
     pub num_rows: u64,
     /// Rows of each row group.
@@ -157,12 +158,12 @@ impl ParquetCatalog {
                 report.rows_kept += rows;
                 match run.as_mut() {
                     Some(p) if p.rows + rows <= partition_rows.max(1) => {
-                        p.row_groups.push(rg);
+                        p.row_groups.end = rg + 1;
                         p.rows += rows;
                     }
                     _ => {
                         partitions.extend(run.take());
-                        run = Some(Partition { index: 0, file: file_index, row_groups: vec![rg], rows });
+                        run = Some(Partition { index: 0, file: file_index, row_groups: rg..rg + 1, rows });
                     }
                 }
             }
@@ -309,7 +310,7 @@ pub fn load_footer(path: &Path) -> Result<ArrowReaderMetadata> {
         .map_err(|source| CatalogError::Parquet { path: path.into(), source })
 }
 
-type ColumnMaps = Vec<Vec<Option<usize>>>;
+type ColumnMaps = Vec<Arc<[Option<usize>]>>;
 
 /// Builds the catalog schema and, per file, where each catalog column lives in that file.
 fn reconcile_schemas(files: &[Footer]) -> Result<(SchemaRef, ColumnMaps)> {
@@ -342,7 +343,7 @@ fn reconcile_schemas(files: &[Footer]) -> Result<(SchemaRef, ColumnMaps)> {
             }
         }
     }
-    let mut maps = Vec::with_capacity(files.len());
+    let mut maps: ColumnMaps = Vec::with_capacity(files.len());
     for footer in files {
         let (path, schema) = (&footer.path, &footer.schema);
         let mut map = Vec::with_capacity(fields.len());
@@ -359,7 +360,11 @@ fn reconcile_schemas(files: &[Footer]) -> Result<(SchemaRef, ColumnMaps)> {
             }
             map.push(found);
         }
-        maps.push(map);
+        // Files of a catalog almost always share one layout: keep one copy of the map.
+        match maps.last() {
+            Some(last) if **last == *map => maps.push(last.clone()),
+            _ => maps.push(Arc::from(map)),
+        }
     }
     // A nullable column missing from some files reads as nulls there.
     Ok((Arc::new(Schema::new(fields)), maps))

@@ -72,7 +72,7 @@ impl PartitionReader {
         let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
         let reader = builder
             .with_projection(mask)
-            .with_row_groups(partition.row_groups.clone())
+            .with_row_groups(partition.row_groups.clone().collect())
             .with_batch_size(batch_rows)
             .build()
             .map_err(|source| CatalogError::Parquet { path: file.path.clone(), source })?;
