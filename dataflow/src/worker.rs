@@ -75,18 +75,53 @@ where
     F: FnMut(RecordBatch) -> Result<(), RunError>,
 {
     let start = Instant::now();
-    let errors = Arc::new(QueryErrors::default());
-    let metrics = Arc::new(QueryMetrics::default());
-    let reports: Arc<Mutex<Vec<Report>>> = Arc::default();
+    let shared = QueryShared::new(options.cluster.as_ref().map_or_else(Arc::default, |c| c.bytes_sent.clone()));
     let (tx, rx) = mpsc::channel::<RecordBatch>();
     let sender = Arc::new(Mutex::new(Some(tx)));
     let plan = Arc::new(plan.clone());
     let threads = options.workers.max(1);
-    let bytes_sent = options.cluster.as_ref().map_or_else(Arc::default, |c| c.bytes_sent.clone());
-    let (builders, others): (Vec<AllocatorBuilder>, Box<dyn std::any::Any + Send>) = match options.cluster {
+    let (builders, others) = communication(threads, options.cluster)?;
+    let worker_shared = shared.clone();
+    let guards = timely::execute::execute_from(builders, others, WorkerConfig::default(), move |worker| {
+        let tx = if worker.index() == 0 { sender.lock().expect("sender lock").take() } else { None };
+        let sink = tx.map(|tx| Box::new(move |batch| tx.send(batch).is_ok()) as Box<dyn FnMut(RecordBatch) -> bool>);
+        match install_query(worker, "Query", &plan, &catalogs, &renderer, &worker_shared, threads, sink) {
+            Ok(probe) => {
+                while !probe.done() {
+                    worker.step_or_park(None);
+                }
+            }
+            Err(e) => worker_shared.errors.record(e),
+        }
+    })
+    .map_err(RunError::Worker)?;
+
+    let mut rows_out = 0u64;
+    for batch in rx {
+        rows_out += batch.num_rows() as u64;
+        if shared.errors.failed() {
+            continue;
+        }
+        if let Err(e) = on_batch(batch) {
+            shared.errors.record(e);
+        }
+    }
+    for result in guards.join() {
+        result.map_err(|panic| RunError::Worker(format!("a worker panicked: {panic}")))?;
+    }
+    shared.finish(rows_out, start)
+}
+
+/// Builds the timely communication for `threads` workers in this process, connected to the
+/// other processes if any.
+pub(crate) fn communication(
+    threads: usize,
+    cluster: Option<Connected>,
+) -> Result<(Vec<AllocatorBuilder>, Box<dyn std::any::Any + Send>), RunError> {
+    match cluster {
         None => {
             let config = if threads == 1 { CommunicationConfig::Thread } else { CommunicationConfig::Process(threads) };
-            config.try_build().map_err(RunError::Worker)?
+            config.try_build().map_err(RunError::Worker)
         }
         Some(connected) => {
             install_peer_loss_hook(connected.addresses.clone(), connected.process);
@@ -95,88 +130,101 @@ where
             let (builders, guard) =
                 initialize_networking_from_sockets(local, connected.streams, connected.process, threads, hooks)
                     .map_err(|e| RunError::Cluster(format!("starting the network threads: {e}")))?;
-            (builders.into_iter().map(AllocatorBuilder::Tcp).collect(), Box::new(guard))
+            Ok((builders.into_iter().map(AllocatorBuilder::Tcp).collect(), Box::new(guard)))
         }
-    };
-    let (errs, mets, reps, sent) = (errors.clone(), metrics.clone(), reports.clone(), bytes_sent.clone());
-    let guards = timely::execute::execute_from(builders, others, WorkerConfig::default(), move |worker| {
-        let index = worker.index();
-        let sink = if index == 0 { sender.lock().expect("sender lock").take() } else { None };
-        let probe = ProbeHandle::new();
-        let built = worker.dataflow_named::<u64, _, _>("Query", |scope| {
-            let ctx = RenderContext { scope, catalogs: catalogs.clone(), errors: errs.clone(), metrics: mets.clone() };
-            let stream = render_plan(&renderer, &ctx, &plan)?;
-            let stream = if plan.is_gathered() { stream } else { gather(stream, "Gather") };
-            let reporting = index % threads == 0;
-            report_stream(stream.clone(), index / threads, reporting, errs.clone(), mets.clone(), sent.clone())
-                .probe_with(&probe)
-                .sink(Exchange::new(|_b: &Batch| 0u64), "ReportSink", {
-                    let reps = reps.clone();
-                    move |(input, _frontier)| {
-                        input.for_each(|_cap, data| {
-                            let mut reps = reps.lock().expect("reports lock");
-                            reps.extend(data.drain(..).filter_map(|b| Report::from_batch(&b.data)));
-                        })
-                    }
-                });
-            let errs = errs.clone();
-            let mut sink = sink;
-            stream.probe_with(&probe).sink(Pipeline, "Sink", move |(input, _frontier)| {
-                input.for_each(|_cap, data| {
-                    for batch in data.drain(..) {
-                        if let Some(tx) = &sink
-                            && tx.send(batch.data.as_ref().clone()).is_err()
-                        {
-                            errs.cancel();
-                            sink = None;
-                        }
-                    }
-                });
-            });
-            Ok::<_, RunError>(())
-        });
-        if let Err(e) = built {
-            errs.record(e);
-            return;
-        }
-        while !probe.done() {
-            worker.step_or_park(None);
-        }
-    })
-    .map_err(RunError::Worker)?;
+    }
+}
 
-    let mut rows_out = 0u64;
-    for batch in rx {
-        rows_out += batch.num_rows() as u64;
-        if errors.failed() {
-            continue;
+/// What the workers of one process share about one query.
+#[derive(Clone, Default)]
+pub(crate) struct QueryShared {
+    pub errors: Arc<QueryErrors>,
+    pub metrics: Arc<QueryMetrics>,
+    reports: Arc<Mutex<Vec<Report>>>,
+    bytes_sent: Arc<AtomicU64>,
+}
+
+impl QueryShared {
+    pub fn new(bytes_sent: Arc<AtomicU64>) -> Self {
+        Self { bytes_sent, ..Self::default() }
+    }
+
+    /// After the dataflow is done: the first error of any process, or the summed counters.
+    pub fn finish(&self, rows_out: u64, start: Instant) -> Result<QueryStats, RunError> {
+        let reports = std::mem::take(&mut *self.reports.lock().expect("reports lock"));
+        for r in &reports {
+            if let Some(message) = &r.error {
+                self.errors.record(RunError::Remote { process: r.process, message: message.clone() });
+            }
         }
-        if let Err(e) = on_batch(batch) {
-            errors.record(e);
+        if let Some(e) = self.errors.take() {
+            return Err(e);
         }
+        let sum = |f: fn(&Report) -> u64| reports.iter().map(f).sum::<u64>();
+        Ok(QueryStats {
+            partitions_read: sum(|r| r.partitions_read),
+            rows_read: sum(|r| r.rows_read),
+            rows_matched: sum(|r| r.rows_matched),
+            rows_out,
+            seconds: start.elapsed().as_secs_f64(),
+            bytes_sent: sum(|r| r.bytes_sent),
+            processes: reports.len(),
+        })
     }
-    for result in guards.join() {
-        result.map_err(|panic| RunError::Worker(format!("a worker panicked: {panic}")))?;
-    }
-    // Errors of other processes arrive as reports on worker 0.
-    let reports = std::mem::take(&mut *reports.lock().expect("reports lock"));
-    for r in &reports {
-        if let Some(message) = &r.error {
-            errors.record(RunError::Remote { process: r.process, message: message.clone() });
-        }
-    }
-    if let Some(e) = errors.take() {
-        return Err(e);
-    }
-    let sum = |f: fn(&Report) -> u64| reports.iter().map(f).sum::<u64>();
-    Ok(QueryStats {
-        partitions_read: sum(|r| r.partitions_read),
-        rows_read: sum(|r| r.rows_read),
-        rows_matched: sum(|r| r.rows_matched),
-        rows_out,
-        seconds: start.elapsed().as_secs_f64(),
-        bytes_sent: sum(|r| r.bytes_sent),
-        processes: reports.len(),
+}
+
+/// Installs `plan` as a new dataflow on this worker: the rendered operators, the gather to
+/// worker 0, `sink` (on worker 0; it returns false once its consumer is gone) and the
+/// per-process reports. Returns the probe that is done when the query is.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn install_query<R: Renderer>(
+    worker: &mut timely::worker::Worker,
+    name: &str,
+    plan: &Plan,
+    catalogs: &Arc<CatalogSet>,
+    renderer: &R,
+    shared: &QueryShared,
+    threads: usize,
+    sink: Option<Box<dyn FnMut(RecordBatch) -> bool>>,
+) -> Result<ProbeHandle<u64>, RunError> {
+    let index = worker.index();
+    let probe = ProbeHandle::new();
+    worker.dataflow_named::<u64, _, _>(name, |scope| {
+        let ctx = RenderContext {
+            scope,
+            catalogs: catalogs.clone(),
+            errors: shared.errors.clone(),
+            metrics: shared.metrics.clone(),
+        };
+        let stream = render_plan(renderer, &ctx, plan)?;
+        let stream = if plan.is_gathered() { stream } else { gather(stream, "Gather") };
+        let reporting = index % threads == 0;
+        let (errs, mets, sent) = (shared.errors.clone(), shared.metrics.clone(), shared.bytes_sent.clone());
+        report_stream(stream.clone(), index / threads, reporting, errs.clone(), mets, sent)
+            .probe_with(&probe)
+            .sink(Exchange::new(|_b: &Batch| 0u64), "ReportSink", {
+                let reps = shared.reports.clone();
+                move |(input, _frontier)| {
+                    input.for_each(|_cap, data| {
+                        let mut reps = reps.lock().expect("reports lock");
+                        reps.extend(data.drain(..).filter_map(|b| Report::from_batch(&b.data)));
+                    })
+                }
+            });
+        let mut sink = sink;
+        stream.probe_with(&probe).sink(Pipeline, "Sink", move |(input, _frontier)| {
+            input.for_each(|_cap, data| {
+                for batch in data.drain(..) {
+                    if let Some(send) = sink.as_mut()
+                        && !send(batch.data.as_ref().clone())
+                    {
+                        errs.cancel();
+                        sink = None;
+                    }
+                }
+            });
+        });
+        Ok(probe)
     })
 }
 
