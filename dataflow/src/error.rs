@@ -78,6 +78,9 @@ pub enum RunError {
         /// Its error.
         message: String,
     },
+    /// The query was cancelled by its client.
+    #[error("query cancelled")]
+    Cancelled,
     /// A rendering problem: this is a bug.
     #[error("internal error (this is a bug): {0}")]
     Internal(String),

@@ -9,6 +9,7 @@ pub mod compile;
 pub mod error;
 pub mod plan;
 pub mod registry;
+pub mod server;
 pub mod sql;
 pub mod worker;
 
@@ -18,6 +19,7 @@ pub use compile::{BatchStream, QueryErrors, QueryMetrics, RenderContext, Rendere
 pub use error::{PlanError, RunError};
 pub use plan::Plan;
 pub use registry::CatalogSet;
+pub use server::{QueryEvent, QueryHandle, Server};
 pub use sql::{PlanOptions, Planned, plan_sql};
 pub use worker::{ExecOptions, QueryStats, run_query};
 

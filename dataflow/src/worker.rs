@@ -16,6 +16,7 @@ use timely::dataflow::ProbeHandle;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::Probe;
 use timely::dataflow::operators::generic::Operator;
+use timely::container::CapacityContainerBuilder;
 use timely::{CommunicationConfig, WorkerConfig};
 
 use crate::batch::Batch;
@@ -200,30 +201,40 @@ pub(crate) fn install_query<R: Renderer>(
         let stream = if plan.is_gathered() { stream } else { gather(stream, "Gather") };
         let reporting = index % threads == 0;
         let (errs, mets, sent) = (shared.errors.clone(), shared.metrics.clone(), shared.bytes_sent.clone());
+        // The probe follows the consumers, so "done" means every result and report has been
+        // handled, not merely sent.
         report_stream(stream.clone(), index / threads, reporting, errs.clone(), mets, sent)
-            .probe_with(&probe)
-            .sink(Exchange::new(|_b: &Batch| 0u64), "ReportSink", {
-                let reps = shared.reports.clone();
-                move |(input, _frontier)| {
-                    input.for_each(|_cap, data| {
-                        let mut reps = reps.lock().expect("reports lock");
-                        reps.extend(data.drain(..).filter_map(|b| Report::from_batch(&b.data)));
-                    })
-                }
-            });
-        let mut sink = sink;
-        stream.probe_with(&probe).sink(Pipeline, "Sink", move |(input, _frontier)| {
-            input.for_each(|_cap, data| {
-                for batch in data.drain(..) {
-                    if let Some(send) = sink.as_mut()
-                        && !send(batch.data.as_ref().clone())
-                    {
-                        errs.cancel();
-                        sink = None;
+            .unary::<CapacityContainerBuilder<Vec<Batch>>, _, _, _>(
+                Exchange::new(|_b: &Batch| 0u64),
+                "ReportSink",
+                |_cap, _info| {
+                    let reps = shared.reports.clone();
+                    move |input, _output| {
+                        input.for_each(|_cap, data| {
+                            let mut reps = reps.lock().expect("reports lock");
+                            reps.extend(data.drain(..).filter_map(|b| Report::from_batch(&b.data)));
+                        })
                     }
+                },
+            )
+            .probe_with(&probe);
+        let mut sink = sink;
+        stream
+            .unary::<CapacityContainerBuilder<Vec<Batch>>, _, _, _>(Pipeline, "Sink", |_cap, _info| {
+                move |input, _output| {
+                    input.for_each(|_cap, data| {
+                        for batch in data.drain(..) {
+                            if let Some(send) = sink.as_mut()
+                                && !send(batch.data.as_ref().clone())
+                            {
+                                errs.cancel();
+                                sink = None;
+                            }
+                        }
+                    });
                 }
-            });
-        });
+            })
+            .probe_with(&probe);
         Ok(probe)
     })
 }
