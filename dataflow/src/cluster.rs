@@ -26,7 +26,8 @@ pub struct ClusterOptions {
     pub addresses: Vec<String>,
     /// How long to wait for every peer to connect.
     pub connect_timeout: Duration,
-    /// A hash of the command (statement and catalogs): every process must run the same one.
+    /// A hash of the command (statement, catalogs, threads per process): every process must
+    /// run the same one.
     pub fingerprint: u64,
 }
 
@@ -186,7 +187,7 @@ fn accept_higher(
                 }
                 if fingerprint != o.fingerprint {
                     return Err(err(format!(
-                        "process {index} ({}) was started with a different statement or catalogs than process {me}",
+                        "process {index} ({}) was started with a different statement, catalogs or worker count than process {me}",
                         o.addresses[index]
                     )));
                 }

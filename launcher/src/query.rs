@@ -64,7 +64,8 @@ fn run_in(args: &QueryArgs, topology: &crate::cluster::Topology) -> Result<()> {
         .max(1);
     let processes = topology.spec.as_ref().map_or(1, |s| s.processes);
     let leader = topology.process() == 0;
-    let fingerprint = crate::cluster::fingerprint(&format!("{:?}\n{}", args.catalogs, args.sql));
+    // Timely needs the same thread count in every process: part of what must agree.
+    let fingerprint = crate::cluster::fingerprint(&format!("{:?}\n{}\n{workers}", args.catalogs, args.sql));
     let cluster = topology.options(std::time::Duration::from_secs(args.connect_timeout), fingerprint);
     let plan_here = || -> Result<(CatalogSet, starflow_dataflow::Planned)> {
         let catalogs = open_catalogs(&args.catalogs)?;

@@ -138,7 +138,7 @@ fn processes_started_with_different_statements_refuse_to_run() {
     });
     assert!(!zero.status.success() && !one.status.success());
     let err = String::from_utf8_lossy(&zero.stderr);
-    assert!(err.contains("different statement or catalogs"), "{err}");
+    assert!(err.contains("different statement, catalogs or worker count"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
 
