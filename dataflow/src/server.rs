@@ -146,7 +146,10 @@ impl Server {
                             let name = format!("Query {id}");
                             match install_query(worker, &name, &plan, &catalogs, &renderer, &shared, threads, sink) {
                                 Ok(probe) => {
-                                    running.insert(id, Running { dataflow, probe, shared, started: Instant::now(), rows_out });
+                                    running.insert(
+                                        id,
+                                        Running { dataflow, probe, shared, started: Instant::now(), rows_out },
+                                    );
                                 }
                                 Err(e) => {
                                     if let Some(tx) = clients.remove(&id) {

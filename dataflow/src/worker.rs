@@ -12,11 +12,11 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use timely::communication::Hooks;
 use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
 use timely::communication::allocator::{AllocatorBuilder, ProcessBuilder};
+use timely::container::CapacityContainerBuilder;
 use timely::dataflow::ProbeHandle;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::Probe;
 use timely::dataflow::operators::generic::Operator;
-use timely::container::CapacityContainerBuilder;
 use timely::{CommunicationConfig, WorkerConfig};
 
 use crate::batch::Batch;

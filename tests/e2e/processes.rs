@@ -65,11 +65,7 @@ fn stats_report_every_process_and_few_bytes_for_aggregates() {
 
 #[test]
 fn host_file_processes_agree_with_one_process() {
-    let dir = starflow_e2e::Scratch::new("hosts");
-    let ports: Vec<u16> =
-        (0..2).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()).collect();
-    let hosts = dir.join("hosts.txt");
-    std::fs::write(&hosts, format!("# two local processes\n127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1])).unwrap();
+    let (_dir, hosts) = two_local_hosts("hosts");
     let sql = "SELECT tract, COUNT(*) FROM dp02 GROUP BY tract ORDER BY tract";
     let spawn = |process: usize| {
         Command::new(starflow_bin())
@@ -111,11 +107,7 @@ fn a_process_that_never_connects_is_named() {
 
 #[test]
 fn processes_started_with_different_statements_refuse_to_run() {
-    let dir = starflow_e2e::Scratch::new("hosts-fingerprint");
-    let ports: Vec<u16> =
-        (0..2).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()).collect();
-    let hosts = dir.join("hosts.txt");
-    std::fs::write(&hosts, format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1])).unwrap();
+    let (_dir, hosts) = two_local_hosts("hosts-fingerprint");
     let run = |process: usize, sql: &str| {
         Command::new(starflow_bin())
             .arg("query")
@@ -156,4 +148,14 @@ fn explain_over_several_processes_prints_once() {
         starflow_query(&["--processes", "2", "--workers", "1"], "EXPLAIN SELECT COUNT(*) FROM dp02 WHERE mag_i < 20");
     let text = out.ok();
     assert_eq!(text.matches("Scan dp02 on 2 worker(s)").count(), 1, "{text}");
+}
+
+/// A host file naming two free loopback ports (the folder lives as long as the guard).
+fn two_local_hosts(label: &str) -> (starflow_e2e::Scratch, std::path::PathBuf) {
+    let dir = starflow_e2e::Scratch::new(label);
+    let ports: Vec<u16> =
+        (0..2).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()).collect();
+    let hosts = dir.join("hosts.txt");
+    std::fs::write(&hosts, format!("# two local processes\n127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1])).unwrap();
+    (dir, hosts)
 }

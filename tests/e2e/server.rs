@@ -79,9 +79,8 @@ fn a_cancelled_query_ends_as_cancelled() {
 #[test]
 fn a_two_process_server_matches_run_query() {
     use starflow_dataflow::{ClusterOptions, connect};
-    let ports: Vec<u16> = (0..2)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port())
-        .collect();
+    let ports: Vec<u16> =
+        (0..2).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()).collect();
     let addresses: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     let options = |process| ClusterOptions {
         process,

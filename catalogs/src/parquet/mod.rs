@@ -59,24 +59,8 @@ pub struct ParquetCatalog {
     /// Files in path order.
     pub files: Vec<CatalogFile>,
     /// The reconciled schema (first file's column order, then columns only later files have).
-    #[serde(with = "schema_serde")]
+    #[serde(with = "crate::schema_serde")]
     pub schema: SchemaRef,
-}
-
-/// Serde for `SchemaRef` through arrow-schema's own serde impl.
-mod schema_serde {
-    use std::sync::Arc;
-
-    use arrow_schema::{Schema, SchemaRef};
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub fn serialize<S: Serializer>(schema: &SchemaRef, s: S) -> Result<S::Ok, S::Error> {
-        schema.as_ref().serialize(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SchemaRef, D::Error> {
-        Schema::deserialize(d).map(Arc::new)
-    }
 }
 
 /// What pruning kept of a catalog, for planning and `EXPLAIN`.

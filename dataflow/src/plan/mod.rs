@@ -76,24 +76,8 @@ pub struct ScanSpec {
     /// Pruning summary, for `EXPLAIN`.
     pub pruning: PruningSummary,
     /// Output schema.
-    #[serde(with = "schema_serde")]
+    #[serde(with = "starflow_catalogs::schema_serde")]
     pub schema: SchemaRef,
-}
-
-/// Serde for `SchemaRef` through arrow-schema's own serde impl.
-mod schema_serde {
-    use std::sync::Arc;
-
-    use arrow_schema::{Schema, SchemaRef};
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub fn serialize<S: Serializer>(schema: &SchemaRef, s: S) -> Result<S::Ok, S::Error> {
-        schema.as_ref().serialize(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SchemaRef, D::Error> {
-        Schema::deserialize(d).map(Arc::new)
-    }
 }
 
 /// What pruning kept, for `EXPLAIN`.
@@ -117,7 +101,7 @@ pub struct ProjectSpec {
     /// Expression and output name of each column.
     pub columns: Vec<(Expr, String)>,
     /// Output schema.
-    #[serde(with = "schema_serde")]
+    #[serde(with = "starflow_catalogs::schema_serde")]
     pub schema: SchemaRef,
 }
 
@@ -186,7 +170,7 @@ pub struct AggregateSpec {
     /// Aggregates.
     pub aggs: Vec<AggCall>,
     /// Output schema: keys then aggregates.
-    #[serde(with = "schema_serde")]
+    #[serde(with = "starflow_catalogs::schema_serde")]
     pub schema: SchemaRef,
 }
 
