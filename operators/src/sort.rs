@@ -47,21 +47,22 @@ pub(crate) fn render_sort<'s>(ctx: &RenderContext<'s>, input: BatchStream<'s>, s
         Some(k) => format!("TopK[{k}; {}]", keys.join(", ")),
         None => format!("Sort[{}]", keys.join(", ")),
     };
-    let local = stage(ctx, input, spec, Pipeline, &format!("{label} local"));
-    stage(ctx, local, spec, Exchange::new(|_b: &Batch| 0u64), &format!("{label} merge"))
+    let local = stage(ctx, input, spec, Pipeline, &format!("{label} local"), false);
+    stage(ctx, local, spec, Exchange::new(|_b: &Batch| 0u64), &format!("{label} merge"), true)
 }
 
+/// One sort stage: `merge` = merge sorted runs (on worker 0), else sort this worker's rows.
 fn stage<'s, P>(
     ctx: &RenderContext<'s>,
     input: BatchStream<'s>,
     spec: &SortSpec,
     pact: P,
     name: &str,
+    merge: bool,
 ) -> BatchStream<'s>
 where
     P: starflow_dataflow::timely::dataflow::channels::pact::ParallelizationContract<u64, Vec<Batch>>,
 {
-    let merge = name.ends_with("merge");
     let (spec, errors) = (spec.clone(), ctx.errors.clone());
     input.unary_frontier(pact, name, move |cap, _info| {
         let mut cap = Some(cap);
