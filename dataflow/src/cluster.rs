@@ -42,6 +42,11 @@ pub enum Shipped {
         /// The catalogs it scans.
         catalogs: Vec<ParquetCatalog>,
     },
+    /// Serve statements over these catalogs (`starflow serve`): plans arrive later, sequenced.
+    Serve {
+        /// Every catalog the server serves.
+        catalogs: Vec<ParquetCatalog>,
+    },
     /// The statement was `EXPLAIN`: process 0 printed the plan; nothing to run.
     Explained,
     /// Process 0 could not plan the statement.

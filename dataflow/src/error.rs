@@ -81,6 +81,9 @@ pub enum RunError {
     /// The query was cancelled by its client.
     #[error("query cancelled")]
     Cancelled,
+    /// The server is shutting down (SIGTERM, or a `SHUTDOWN` statement).
+    #[error("the server is shutting down")]
+    ShuttingDown,
     /// A rendering problem: this is a bug.
     #[error("internal error (this is a bug): {0}")]
     Internal(String),

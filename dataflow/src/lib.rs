@@ -11,6 +11,7 @@ pub mod plan;
 pub mod registry;
 pub mod server;
 pub mod sql;
+pub mod system;
 pub mod worker;
 
 pub use batch::Batch;
@@ -19,7 +20,7 @@ pub use compile::{BatchStream, QueryErrors, QueryMetrics, RenderContext, Rendere
 pub use error::{PlanError, RunError};
 pub use plan::Plan;
 pub use registry::CatalogSet;
-pub use server::{QueryEvent, QueryHandle, Server};
+pub use server::{Canceller, Progress, QueryEvent, QueryHandle, Server, Waited};
 pub use sql::{PlanOptions, Planned, plan_sql};
 pub use worker::{ExecOptions, QueryStats, run_query};
 

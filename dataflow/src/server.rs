@@ -4,7 +4,7 @@
 //! their results streamed back to the submitting client. Workers never block on a client.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ use timely::dataflow::ProbeHandle;
 use timely::synchronization::Sequencer;
 
 use crate::cluster::Connected;
-use crate::compile::Renderer;
+use crate::compile::{QueryMetrics, Renderer};
 use crate::error::RunError;
 use crate::plan::Plan;
 use crate::registry::CatalogSet;
@@ -29,6 +29,17 @@ pub enum QueryEvent {
     Batch(RecordBatch),
     /// The query finished (or failed, or was cancelled).
     Done(Result<QueryStats, RunError>),
+}
+
+/// What [`QueryHandle::wait_event`] found.
+#[derive(Debug)]
+pub enum Waited {
+    /// An event.
+    Event(QueryEvent),
+    /// Nothing yet.
+    Timeout,
+    /// The workers are gone: no event will come.
+    Closed,
 }
 
 /// Commands every worker sees, in the same order.
@@ -49,16 +60,36 @@ enum Control {
 /// A running server (on process 0 it accepts queries; on the others it only serves).
 pub struct Server {
     control: mpsc::Sender<Control>,
-    guards: Option<WorkerGuards<()>>,
+    /// In a mutex only so that a `Server` can be shared between threads.
+    guards: Mutex<Option<WorkerGuards<()>>>,
     next_id: AtomicU64,
+    /// Per-process state of each running query, shared by this process's workers.
+    queries: Arc<Mutex<HashMap<u64, QueryShared>>>,
+    bytes_sent: Arc<AtomicU64>,
+    /// Worker threads still in their loop.
+    live_workers: Arc<AtomicUsize>,
 }
 
-/// One submitted query: its events, and a way to cancel it.
+/// One submitted query: its events, its progress, and a way to cancel it.
 pub struct QueryHandle {
     /// The query's id.
     pub id: u64,
     events: mpsc::Receiver<QueryEvent>,
     control: mpsc::Sender<Control>,
+    metrics: Arc<QueryMetrics>,
+}
+
+/// How far a running query got on this process (process 0: where the client is).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Partitions opened by scans.
+    pub partitions_read: u64,
+    /// Rows decoded by scans.
+    pub rows_read: u64,
+    /// Rows that passed the scan predicates.
+    pub rows_matched: u64,
+    /// Compressed bytes read by scans.
+    pub bytes_read: u64,
 }
 
 impl QueryHandle {
@@ -72,7 +103,46 @@ impl QueryHandle {
         self.events.recv_timeout(timeout).ok()
     }
 
+    /// The next event, or why there is none within `timeout`.
+    pub fn wait_event(&self, timeout: Duration) -> Waited {
+        match self.events.recv_timeout(timeout) {
+            Ok(event) => Waited::Event(event),
+            Err(mpsc::RecvTimeoutError::Timeout) => Waited::Timeout,
+            Err(mpsc::RecvTimeoutError::Disconnected) => Waited::Closed,
+        }
+    }
+
     /// Asks the workers to stop this query; it ends with a `Done(Err(Cancelled))`.
+    pub fn cancel(&self) {
+        let _ = self.control.send(Control::Cancel { id: self.id });
+    }
+
+    /// What this process's workers have done for the query so far.
+    pub fn progress(&self) -> Progress {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Progress {
+            partitions_read: get(&self.metrics.partitions_read),
+            rows_read: get(&self.metrics.rows_read),
+            rows_matched: get(&self.metrics.rows_matched),
+            bytes_read: get(&self.metrics.bytes_read),
+        }
+    }
+
+    /// A second way to cancel this query, usable from another thread.
+    pub fn canceller(&self) -> Canceller {
+        Canceller { id: self.id, control: self.control.clone() }
+    }
+}
+
+/// Cancels one query (cloneable, sendable).
+#[derive(Clone)]
+pub struct Canceller {
+    id: u64,
+    control: mpsc::Sender<Control>,
+}
+
+impl Canceller {
+    /// Asks the workers to stop the query.
     pub fn cancel(&self) {
         let _ = self.control.send(Control::Cancel { id: self.id });
     }
@@ -103,11 +173,16 @@ impl Server {
         let (builders, others) = communication(threads, cluster)?;
         let (control, receiver) = mpsc::channel::<Control>();
         let receiver = Arc::new(Mutex::new(Some(receiver)));
-        // Per-process state of each running query, shared by this process's workers.
         let queries: Arc<Mutex<HashMap<u64, QueryShared>>> = Arc::default();
+        let live_workers = Arc::new(AtomicUsize::new(threads));
+        let (server_queries, server_bytes, server_live) = (queries.clone(), bytes_sent.clone(), live_workers.clone());
+        crate::system::process_started();
         let guards = timely::execute::execute_from(builders, others, WorkerConfig::default(), move |worker| {
-            let index = worker.index();
-            let control = if index == 0 { receiver.lock().expect("control lock").take() } else { None };
+            // The first worker of each process takes the control channel: on process 0 (whose
+            // first worker, worker 0, is where results gather) it carries the clients'
+            // requests, on the others only a shutdown (SIGTERM).
+            let control =
+                if worker.index() % threads == 0 { receiver.lock().expect("control lock").take() } else { None };
             let mut sequencer: Sequencer<Command> = Sequencer::new(worker, Instant::now());
             let mut clients: HashMap<u64, mpsc::Sender<QueryEvent>> = HashMap::new();
             let mut running: HashMap<u64, Running> = HashMap::new();
@@ -116,6 +191,10 @@ impl Server {
                 if let Some(control) = &control {
                     while let Ok(request) = control.try_recv() {
                         match request {
+                            Control::Run { id, events, .. } if shutting_down => {
+                                let _ = events.send(QueryEvent::Done(Err(RunError::ShuttingDown)));
+                                queries.lock().expect("queries lock").remove(&id);
+                            }
                             Control::Run { id, plan, events } => {
                                 clients.insert(id, events);
                                 sequencer.push(Command::Run { id, plan });
@@ -152,6 +231,7 @@ impl Server {
                                     );
                                 }
                                 Err(e) => {
+                                    queries.lock().expect("queries lock").remove(&id);
                                     if let Some(tx) = clients.remove(&id) {
                                         let _ = tx.send(QueryEvent::Done(Err(e)));
                                     }
@@ -163,7 +243,12 @@ impl Server {
                                 r.shared.errors.record(RunError::Cancelled);
                             }
                         }
-                        Command::Shutdown => shutting_down = true,
+                        Command::Shutdown => {
+                            shutting_down = true;
+                            for r in running.values() {
+                                r.shared.errors.record(RunError::ShuttingDown);
+                            }
+                        }
                     }
                 }
                 let done: Vec<u64> = running.iter().filter(|(_, r)| r.probe.done()).map(|(id, _)| *id).collect();
@@ -177,6 +262,7 @@ impl Server {
                     }
                 }
                 if shutting_down && running.is_empty() {
+                    live_workers.fetch_sub(1, Ordering::SeqCst);
                     break;
                 }
                 // Parked workers wake for network data; worker 0 also polls its clients.
@@ -184,15 +270,36 @@ impl Server {
             }
         })
         .map_err(RunError::Worker)?;
-        Ok(Self { control, guards: Some(guards), next_id: AtomicU64::new(1) })
+        Ok(Self {
+            control,
+            guards: Mutex::new(Some(guards)),
+            next_id: AtomicU64::new(1),
+            queries: server_queries,
+            bytes_sent: server_bytes,
+            live_workers: server_live,
+        })
     }
 
     /// Submits a planned query (on process 0); its events arrive on the handle.
     pub fn submit(&self, plan: Plan) -> QueryHandle {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let shared = QueryShared::new(self.bytes_sent.clone());
+        let metrics = shared.metrics.clone();
+        self.queries.lock().expect("queries lock").insert(id, shared);
         let (events, receiver) = mpsc::channel();
         let _ = self.control.send(Control::Run { id, plan, events });
-        QueryHandle { id, events: receiver, control: self.control.clone() }
+        QueryHandle { id, events: receiver, control: self.control.clone(), metrics }
+    }
+
+    /// Asks every process to stop (sequenced like a query): running queries end with
+    /// [`RunError::ShuttingDown`], then the workers leave. Does not wait; see [`Server::join`].
+    pub fn request_shutdown(&self) {
+        let _ = self.control.send(Control::Shutdown);
+    }
+
+    /// True once every worker of this process has left (after a shutdown from any process).
+    pub fn is_finished(&self) -> bool {
+        self.live_workers.load(Ordering::SeqCst) == 0
     }
 
     /// Stops accepting work, lets running queries finish, and waits for the workers.
@@ -203,7 +310,7 @@ impl Server {
 
     /// Waits for the workers to end (after a shutdown, here or sequenced from process 0).
     pub fn join(&mut self) -> Result<(), RunError> {
-        if let Some(guards) = self.guards.take() {
+        if let Some(guards) = self.guards.get_mut().unwrap_or_else(|p| p.into_inner()).take() {
             for result in guards.join() {
                 result.map_err(|panic| RunError::Worker(format!("a worker panicked: {panic}")))?;
             }

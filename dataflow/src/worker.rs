@@ -51,6 +51,8 @@ pub struct QueryStats {
     pub rows_read: u64,
     /// Rows that passed the scan predicates.
     pub rows_matched: u64,
+    /// Compressed bytes of the column chunks scans read.
+    pub bytes_read: u64,
     /// Rows delivered to the caller.
     pub rows_out: u64,
     /// Wall time of the dataflow, seconds.
@@ -166,6 +168,7 @@ impl QueryShared {
             partitions_read: sum(|r| r.partitions_read),
             rows_read: sum(|r| r.rows_read),
             rows_matched: sum(|r| r.rows_matched),
+            bytes_read: sum(|r| r.bytes_read),
             rows_out,
             seconds: start.elapsed().as_secs_f64(),
             bytes_sent: sum(|r| r.bytes_sent),
@@ -249,6 +252,7 @@ struct Report {
     rows_read: u64,
     rows_matched: u64,
     bytes_sent: u64,
+    bytes_read: u64,
 }
 
 impl Report {
@@ -262,7 +266,7 @@ impl Report {
 
     /// One row per counter; the error rides on the first row.
     fn to_batch(&self) -> RecordBatch {
-        let counters = [self.partitions_read, self.rows_read, self.rows_matched, self.bytes_sent];
+        let counters = [self.partitions_read, self.rows_read, self.rows_matched, self.bytes_sent, self.bytes_read];
         let n = counters.len();
         let process = UInt64Array::from(vec![self.process as u64; n]);
         let error: StringArray = (0..n).map(|i| if i == 0 { self.error.clone() } else { None }).collect();
@@ -278,13 +282,14 @@ impl Report {
         let process = b.column(0).as_primitive::<arrow_array::types::UInt64Type>();
         let error = b.column(1).as_string::<i32>();
         let c = b.column(2).as_primitive::<arrow_array::types::UInt64Type>();
-        (b.num_rows() == 4).then(|| Report {
+        (b.num_rows() == 5).then(|| Report {
             process: process.value(0) as usize,
             error: error.is_valid(0).then(|| error.value(0).to_string()),
             partitions_read: c.value(0),
             rows_read: c.value(1),
             rows_matched: c.value(2),
             bytes_sent: c.value(3),
+            bytes_read: c.value(4),
         })
     }
 }
@@ -314,6 +319,7 @@ fn report_stream<'s>(
                     rows_read: get(&metrics.rows_read),
                     rows_matched: get(&metrics.rows_matched),
                     bytes_sent: get(&bytes_sent),
+                    bytes_read: get(&metrics.bytes_read),
                 };
                 output.session(&c).give(Batch::new(report.to_batch(), 0));
             }

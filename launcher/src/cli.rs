@@ -33,6 +33,11 @@ pub enum Command {
         #[arg(long)]
         workers: Option<usize>,
     },
+    /// Keep a computation running on this process or allocation (srun starflow serve ...) and
+    /// answer statements from `starflow repl` clients.
+    Serve(ServeArgs),
+    /// Attach to a running server: an interactive SQL shell, or `-c` statements / a script on stdin.
+    Repl(ReplArgs),
     /// Time starflow's benchmark queries, each as the first query of a fresh process.
     Bench(crate::bench::BenchArgs),
     /// SLURM helpers.
@@ -125,9 +130,6 @@ pub struct QueryArgs {
     /// A catalog: NAME=PATH, where PATH is a Parquet file, a folder or a glob. Repeatable.
     #[arg(long = "catalog", value_name = "NAME=PATH", required = true)]
     pub catalogs: Vec<String>,
-    /// Worker threads (default: all cores).
-    #[arg(long, short = 'w')]
-    pub workers: Option<usize>,
     /// Output format (default: table on a terminal, csv otherwise).
     #[arg(long)]
     pub format: Option<Format>,
@@ -137,6 +139,54 @@ pub struct QueryArgs {
     /// Print rows read, row groups read and timings to stderr.
     #[arg(long)]
     pub stats: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// The statement: SELECT ... or EXPLAIN SELECT ...
+    pub sql: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A catalog: NAME=PATH, where PATH is a Parquet file, a folder or a glob. Repeatable.
+    #[arg(long = "catalog", value_name = "NAME=PATH", required = true)]
+    pub catalogs: Vec<String>,
+    /// Where to write the connection file (default: ~/.starflow/<job id>.json).
+    #[arg(long, value_name = "FILE")]
+    pub connection_file: Option<PathBuf>,
+    /// Address the control plane listens on (default: process 0's node address under srun or
+    /// with --hosts, else 127.0.0.1).
+    #[arg(long, value_name = "HOST")]
+    pub listen: Option<String>,
+    /// Port of the control plane (default: any free port; the connection file says which).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplArgs {
+    /// The connection file the server wrote (e.g. ~/.starflow/<job id>.json).
+    #[arg(long, value_name = "FILE")]
+    pub connect: PathBuf,
+    /// Run this statement and exit (repeatable; they run in order, stopping at the first error).
+    #[arg(short = 'c', value_name = "SQL")]
+    pub commands: Vec<String>,
+    /// Output format (default: table on a terminal, csv otherwise).
+    #[arg(long)]
+    pub format: Option<Format>,
+    /// At most this many rows printed per statement (0: all; default 100 for tables, all otherwise).
+    #[arg(long, value_name = "N")]
+    pub max_rows: Option<u64>,
+}
+
+/// Where the worker threads run: this process alone, several local processes, a host file,
+/// or (with none of these) the processes of an `srun` step.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// Worker threads (default: all cores).
+    #[arg(long, short = 'w')]
+    pub workers: Option<usize>,
     /// Run as N processes on this machine (over loopback TCP); this one is process 0.
     #[arg(long, value_name = "N")]
     pub processes: Option<usize>,
@@ -155,6 +205,11 @@ pub struct QueryArgs {
     /// Addresses of all processes (used by processes that --processes starts).
     #[arg(long, hide = true)]
     pub peers: Option<String>,
-    /// The statement: SELECT ... or EXPLAIN SELECT ...
-    pub sql: String,
+}
+
+impl ClusterArgs {
+    /// This process alone with `workers` threads (default: all cores).
+    pub fn local(workers: Option<usize>) -> Self {
+        Self { workers, processes: None, hosts: None, process: None, interface: None, connect_timeout: 60, peers: None }
+    }
 }

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use starflow_dataflow::ClusterOptions;
 
 use crate::bootstrap::{ClusterSpec, slurm};
-use crate::cli::QueryArgs;
+use crate::cli::ClusterArgs;
 
 /// The topology of this run and the local processes this one started.
 pub struct Topology {
@@ -53,7 +53,7 @@ impl Topology {
 }
 
 /// Works out the topology from the command line and the environment.
-pub fn resolve(args: &QueryArgs) -> Result<Topology> {
+pub fn resolve(args: &ClusterArgs) -> Result<Topology> {
     let threads = args.workers.unwrap_or_else(crate::query::default_workers).max(1);
     if let Some(peers) = &args.peers {
         let addresses: Vec<String> = peers.split(',').map(str::to_string).collect();

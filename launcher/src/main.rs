@@ -4,8 +4,12 @@ mod bench;
 mod bootstrap;
 mod cli;
 mod cluster;
+mod connection;
 mod output;
 mod query;
+mod repl;
+mod serve;
+mod wire;
 
 use std::process::ExitCode;
 
@@ -21,6 +25,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // The REPL printed the failing statement's error as it arrived.
+        Err(e) if e.is::<repl::StatementFailed>() => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -33,6 +39,8 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Gen { what } => query::generate(what),
         cli::Command::Query(args) => query::run(&args),
         cli::Command::Demo { dir, workers } => query::demo(&dir, workers),
+        cli::Command::Serve(args) => serve::run(&args),
+        cli::Command::Repl(args) => repl::run(&args),
         cli::Command::Bench(args) => bench::run(&args),
         cli::Command::Slurm { what: cli::SlurmCommand::Script(a) } => {
             let options = bootstrap::script::ScriptOptions {

@@ -44,7 +44,7 @@ pub fn open_catalogs(specs: &[String]) -> Result<CatalogSet> {
 
 /// Runs one statement and writes its result (on process 0 only, when there are several).
 pub fn run(args: &QueryArgs) -> Result<()> {
-    let mut topology = crate::cluster::resolve(args)?;
+    let mut topology = crate::cluster::resolve(&args.cluster)?;
     let result = run_in(args, &topology);
     if result.is_err() {
         topology.kill();
@@ -60,13 +60,13 @@ fn run_in(args: &QueryArgs, topology: &crate::cluster::Topology) -> Result<()> {
         .spec
         .as_ref()
         .map(|s| s.threads)
-        .unwrap_or_else(|| args.workers.unwrap_or_else(default_workers))
+        .unwrap_or_else(|| args.cluster.workers.unwrap_or_else(default_workers))
         .max(1);
     let processes = topology.spec.as_ref().map_or(1, |s| s.processes);
     let leader = topology.process() == 0;
     // Timely needs the same thread count in every process: part of what must agree.
     let fingerprint = crate::cluster::fingerprint(&format!("{:?}\n{}\n{workers}", args.catalogs, args.sql));
-    let cluster = topology.options(std::time::Duration::from_secs(args.connect_timeout), fingerprint);
+    let cluster = topology.options(std::time::Duration::from_secs(args.cluster.connect_timeout), fingerprint);
     let plan_here = || -> Result<(CatalogSet, starflow_dataflow::Planned)> {
         let catalogs = open_catalogs(&args.catalogs)?;
         let planned = plan_sql(&args.sql, &catalogs, &PlanOptions::default())?;
@@ -116,6 +116,7 @@ fn run_in(args: &QueryArgs, topology: &crate::cluster::Topology) -> Result<()> {
                     (plan, set, Some(connected))
                 }
                 Shipped::Explained => return Ok(()),
+                Shipped::Serve { .. } => bail!("process 0 is a server (starflow serve), not a query"),
                 Shipped::Failed(message) => bail!("process 0 could not plan the statement: {message}"),
             }
         }
@@ -199,16 +200,10 @@ pub fn demo(dir: &Path, workers: Option<usize>) -> Result<()> {
         println!("\nstarflow query --catalog {catalog} \"{sql}\"");
         run(&QueryArgs {
             catalogs: vec![catalog.clone()],
-            workers,
             format: Some(Format::Table),
             out: None,
             stats: true,
-            processes: None,
-            hosts: None,
-            process: None,
-            interface: None,
-            connect_timeout: 60,
-            peers: None,
+            cluster: crate::cli::ClusterArgs::local(workers),
             sql: sql.to_string(),
         })?;
     }

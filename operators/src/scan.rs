@@ -42,7 +42,10 @@ pub(crate) fn render_scan<'s>(ctx: &RenderContext<'s>, spec: &ScanSpec) -> Resul
             {
                 metrics.partitions_read.fetch_add(1, Ordering::Relaxed);
                 match PartitionReader::open(&catalog, &p, &spec.column_indices, spec.batch_rows, &mut footer) {
-                    Ok(reader) => current = Some((reader, p.index as u64, 0)),
+                    Ok(reader) => {
+                        metrics.bytes_read.fetch_add(reader.bytes, Ordering::Relaxed);
+                        current = Some((reader, p.index as u64, 0))
+                    }
                     Err(e) => errors.record(e.into()),
                 }
             }

@@ -25,6 +25,8 @@ pub struct PartitionReader {
     rows_without_columns: u64,
     batch_rows: usize,
     path: std::path::PathBuf,
+    /// Compressed bytes of the column chunks this partition reads.
+    pub bytes: u64,
 }
 
 impl PartitionReader {
@@ -56,6 +58,7 @@ impl PartitionReader {
                 rows_without_columns: partition.rows,
                 batch_rows,
                 path: file.path.clone(),
+                bytes: 0,
             });
         }
         let metadata = match footer {
@@ -67,6 +70,16 @@ impl PartitionReader {
                 m
             }
         };
+        let parquet = metadata.metadata();
+        let descr = parquet.file_metadata().schema_descr();
+        let bytes = partition
+            .row_groups
+            .clone()
+            .filter_map(|rg| parquet.row_groups().get(rg))
+            .flat_map(|rg| rg.columns().iter().enumerate())
+            .filter(|(leaf, _)| roots.binary_search(&descr.get_column_root_idx(*leaf)).is_ok())
+            .map(|(_, chunk)| chunk.compressed_size().max(0) as u64)
+            .sum();
         let handle = File::open(&file.path).map_err(|source| CatalogError::Io { path: file.path.clone(), source })?;
         let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(handle, metadata);
         let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
@@ -83,6 +96,7 @@ impl PartitionReader {
             rows_without_columns: 0,
             batch_rows,
             path: file.path.clone(),
+            bytes,
         })
     }
 

@@ -65,6 +65,8 @@ pub struct QueryMetrics {
     pub rows_read: AtomicU64,
     /// Rows that passed the scan predicates.
     pub rows_matched: AtomicU64,
+    /// Compressed bytes of the column chunks scans read.
+    pub bytes_read: AtomicU64,
 }
 
 /// What a renderer needs besides its inputs.
@@ -97,6 +99,7 @@ pub fn render_plan<'s, R: Renderer>(
     plan: &Plan,
 ) -> Result<BatchStream<'s>, RunError> {
     let input = match plan {
+        Plan::Workers => return Ok(crate::system::render_workers(ctx)),
         Plan::Scan(_) => None,
         Plan::Filter { input, .. }
         | Plan::Project { input, .. }

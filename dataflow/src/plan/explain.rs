@@ -147,6 +147,9 @@ fn node(plan: &Plan, depth: usize, workers: usize, out: &mut String) {
             let _ = writeln!(out, "{pad}Limit {n} in catalog order (exchange → worker 0)");
             node(input, depth + 1, workers, out);
         }
+        Plan::Workers => {
+            let _ = writeln!(out, "{pad}Workers: every worker measures its process (exchange → worker 0)");
+        }
     }
 }
 

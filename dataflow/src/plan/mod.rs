@@ -50,6 +50,8 @@ pub enum Plan {
         /// Rows to keep.
         n: u64,
     },
+    /// One row per process: host, pid, threads, memory, CPU (`SHOW WORKERS`).
+    Workers,
 }
 
 /// What a scan reads.
@@ -216,6 +218,7 @@ impl Plan {
             Plan::Project { spec, .. } => spec.schema.clone(),
             Plan::Aggregate { spec, .. } => spec.schema.clone(),
             Plan::Filter { input, .. } | Plan::Sort { input, .. } | Plan::Limit { input, .. } => input.schema(),
+            Plan::Workers => crate::system::workers_schema(),
         }
     }
 
@@ -228,13 +231,14 @@ impl Plan {
             | Plan::Aggregate { input, .. }
             | Plan::Sort { input, .. }
             | Plan::Limit { input, .. } => input.catalogs(),
+            Plan::Workers => vec![],
         }
     }
 
     /// True when the output of this plan is already gathered, in order, on worker 0.
     pub fn is_gathered(&self) -> bool {
         match self {
-            Plan::Sort { .. } | Plan::Limit { .. } => true,
+            Plan::Sort { .. } | Plan::Limit { .. } | Plan::Workers => true,
             Plan::Project { input, .. } | Plan::Filter { input, .. } => input.is_gathered(),
             Plan::Scan(_) | Plan::Aggregate { .. } => false,
         }

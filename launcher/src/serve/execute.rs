@@ -1,0 +1,356 @@
+//! Runs one client statement on its own thread (never on a worker, never on the HTTP
+//! runtime): plans it, submits it to the running computation, and turns its events into
+//! frames for the client. A client that goes away cancels its query.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use arrow_array::{ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, UInt64Array};
+use arrow_schema::{Field, Schema, SchemaRef};
+use bytes::Bytes;
+use starflow_dataflow::plan::explain::explain;
+use starflow_dataflow::{CatalogSet, Canceller, Plan, PlanOptions, QueryEvent, Server, Waited, plan_sql};
+
+use super::statement::{Statement, classify};
+use crate::cli::Format;
+use crate::output::Output;
+use crate::wire::{DoneFrame, Frame, ProgressFrame};
+
+/// How often a running query reports progress (and notices a vanished client).
+const TICK: Duration = Duration::from_millis(250);
+
+/// What every statement thread shares.
+pub struct State {
+    pub server: Server,
+    pub catalogs: Arc<CatalogSet>,
+    /// Catalog name → the path it was opened from.
+    pub paths: BTreeMap<String, String>,
+    pub token: String,
+    pub processes: usize,
+    pub threads: usize,
+    pub running: Mutex<BTreeMap<u64, Running>>,
+    /// Set by `SHUTDOWN`; the main thread watches it.
+    pub shutdown: AtomicBool,
+}
+
+/// A query running for a client (`SHOW QUERIES`).
+pub struct Running {
+    pub statement: String,
+    pub client: String,
+    pub started: Instant,
+    pub progress: ProgressFrame,
+    pub canceller: Canceller,
+}
+
+/// Where a statement's frames go; `send` fails once the client is gone.
+pub struct Frames {
+    tx: tokio::sync::mpsc::UnboundedSender<Bytes>,
+}
+
+impl Frames {
+    pub fn new(tx: tokio::sync::mpsc::UnboundedSender<Bytes>) -> Self {
+        Self { tx }
+    }
+
+    fn send(&self, frame: &Frame) -> Result<()> {
+        let bytes = frame.encode()?;
+        self.tx.send(Bytes::from(bytes)).map_err(|_| anyhow!("the client went away"))
+    }
+}
+
+/// Runs `text` for `client`, sending at most `max_rows` result rows (0: all). Never panics
+/// on bad input: every failure becomes an `E` frame.
+pub fn execute(state: &State, text: &str, max_rows: u64, client: &str, frames: &Frames) {
+    let started = Instant::now();
+    let result = classify(text).map_err(anyhow::Error::from).and_then(|statement| {
+        tracing::info!(client, statement = text.trim(), "statement");
+        run(state, statement, text, max_rows, client, frames)
+    });
+    let last = match result {
+        Ok(mut done) => {
+            done.seconds = started.elapsed().as_secs_f64();
+            Frame::Done(done)
+        }
+        Err(e) => {
+            tracing::info!(client, error = %format!("{e:#}"), "statement failed");
+            Frame::Error(format!("{e:#}"))
+        }
+    };
+    let _ = frames.send(&last);
+}
+
+fn run(
+    state: &State,
+    statement: Statement,
+    text: &str,
+    max_rows: u64,
+    client: &str,
+    frames: &Frames,
+) -> Result<DoneFrame> {
+    match statement {
+        Statement::Query(sql) => query(state, &sql, text, client, frames, &mut RowsToClient { max_rows, sent: 0 }),
+        Statement::Copy { query: sql, path } => copy(state, &sql, text, client, frames, path),
+        Statement::ShowCatalogs => table(frames, show_catalogs(state)?),
+        Statement::Describe(name) => {
+            let (notice, batch) = describe(state, &name)?;
+            frames.send(&Frame::Text(notice))?;
+            table(frames, batch)
+        }
+        Statement::ShowQueries => table(frames, show_queries(state)?),
+        Statement::ShowWorkers => {
+            query_plan(state, Plan::Workers, text, client, frames, &mut RowsToClient { max_rows: 0, sent: 0 })
+        }
+        Statement::Shutdown => {
+            state.shutdown.store(true, Ordering::SeqCst);
+            frames.send(&Frame::Text("the server is shutting down".into()))?;
+            Ok(DoneFrame::default())
+        }
+    }
+}
+
+/// Sends a small result computed here.
+fn table(frames: &Frames, batch: RecordBatch) -> Result<DoneFrame> {
+    frames.send(&Frame::Schema(batch.schema()))?;
+    let rows = batch.num_rows() as u64;
+    frames.send(&Frame::Rows(batch))?;
+    Ok(DoneFrame { rows_out: rows, rows_sent: rows, ..DoneFrame::default() })
+}
+
+/// Where result batches go.
+trait Sink {
+    /// Learns the result's schema before any batch.
+    fn schema(&mut self, schema: SchemaRef, frames: &Frames) -> Result<()>;
+    /// Takes one batch; an error stops the query.
+    fn batch(&mut self, batch: RecordBatch, frames: &Frames) -> Result<()>;
+    /// Rows handed to the client.
+    fn sent(&self) -> u64;
+}
+
+/// Rows go to the client, at most `max_rows` of them (0: all); the rest are only counted.
+struct RowsToClient {
+    max_rows: u64,
+    sent: u64,
+}
+
+impl Sink for RowsToClient {
+    fn schema(&mut self, schema: SchemaRef, frames: &Frames) -> Result<()> {
+        frames.send(&Frame::Schema(schema))
+    }
+    fn batch(&mut self, batch: RecordBatch, frames: &Frames) -> Result<()> {
+        let room = if self.max_rows == 0 { u64::MAX } else { self.max_rows - self.sent };
+        let keep = room.min(batch.num_rows() as u64) as usize;
+        if keep > 0 {
+            self.sent += keep as u64;
+            frames.send(&Frame::Rows(batch.slice(0, keep)))?;
+        }
+        Ok(())
+    }
+    fn sent(&self) -> u64 {
+        self.sent
+    }
+}
+
+/// Rows go to a file on the server (`COPY … TO`).
+struct RowsToFile {
+    output: Option<Output>,
+}
+
+impl Sink for RowsToFile {
+    fn schema(&mut self, _schema: SchemaRef, _frames: &Frames) -> Result<()> {
+        Ok(())
+    }
+    fn batch(&mut self, batch: RecordBatch, _frames: &Frames) -> Result<()> {
+        self.output.as_mut().context("the output file is already closed")?.write(&batch)
+    }
+    fn sent(&self) -> u64 {
+        0
+    }
+}
+
+fn query(state: &State, sql: &str, text: &str, client: &str, frames: &Frames, sink: &mut dyn Sink) -> Result<DoneFrame> {
+    let planned = plan_sql(sql, &state.catalogs, &PlanOptions::default())?;
+    if planned.explain {
+        frames.send(&Frame::Text(explain(&planned.plan, state.threads * state.processes)))?;
+        return Ok(DoneFrame::default());
+    }
+    query_plan(state, planned.plan, text, client, frames, sink)
+}
+
+fn copy(state: &State, sql: &str, text: &str, client: &str, frames: &Frames, path: PathBuf) -> Result<DoneFrame> {
+    let format = match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("parquet") => Format::Parquet,
+        Some("csv") => Format::Csv,
+        Some("json") => Format::Json,
+        _ => bail!("COPY writes .parquet, .csv or .json files; cannot tell the format of {}", path.display()),
+    };
+    let planned = plan_sql(sql, &state.catalogs, &PlanOptions::default())?;
+    if planned.explain {
+        bail!("COPY takes a query, not EXPLAIN");
+    }
+    let path = std::path::absolute(&path).with_context(|| format!("bad path {}", path.display()))?;
+    let output = Output::open(format, Some(&path), planned.plan.schema())?;
+    let mut sink = RowsToFile { output: Some(output) };
+    let done = query_plan(state, planned.plan, text, client, frames, &mut sink)?;
+    sink.output.take().context("the output file is already closed")?.finish()?;
+    frames.send(&Frame::Text(format!("COPY {} rows to {} (on the server)", done.rows_out, path.display())))?;
+    Ok(done)
+}
+
+/// Partitions of the plan's scans that process 0's workers read (its share of the work).
+fn local_partitions(plan: &Plan, threads: usize, peers: usize) -> u64 {
+    match plan {
+        Plan::Scan(s) => s.partitions.iter().filter(|p| p.index % peers < threads).count() as u64,
+        Plan::Filter { input, .. }
+        | Plan::Project { input, .. }
+        | Plan::Aggregate { input, .. }
+        | Plan::Sort { input, .. }
+        | Plan::Limit { input, .. } => local_partitions(input, threads, peers),
+        Plan::Workers => 0,
+    }
+}
+
+fn query_plan(
+    state: &State,
+    plan: Plan,
+    text: &str,
+    client: &str,
+    frames: &Frames,
+    sink: &mut dyn Sink,
+) -> Result<DoneFrame> {
+    sink.schema(plan.schema(), frames)?;
+    let partitions_total = local_partitions(&plan, state.threads, state.threads * state.processes);
+    let started = Instant::now();
+    let handle = state.server.submit(plan);
+    let id = handle.id;
+    state.running.lock().expect("running lock").insert(
+        id,
+        Running {
+            statement: text.trim().to_string(),
+            client: client.to_string(),
+            started,
+            progress: ProgressFrame::default(),
+            canceller: handle.canceller(),
+        },
+    );
+    // Unregisters the query however this function ends.
+    struct Unregister<'a>(&'a State, u64);
+    impl Drop for Unregister<'_> {
+        fn drop(&mut self) {
+            self.0.running.lock().expect("running lock").remove(&self.1);
+        }
+    }
+    let _unregister = Unregister(state, id);
+    let mut client_gone = frames.send(&Frame::Query(id)).is_err();
+    let mut rows_out = 0u64;
+    let mut failure: Option<anyhow::Error> = None;
+    let mut last_tick = Instant::now();
+    let stats = loop {
+        match handle.wait_event(TICK) {
+            Waited::Event(QueryEvent::Batch(batch)) => {
+                rows_out += batch.num_rows() as u64;
+                if failure.is_none()
+                    && !client_gone
+                    && let Err(e) = sink.batch(batch, frames)
+                {
+                    // A client that went away, or a file that cannot be written: stop the query.
+                    handle.cancel();
+                    client_gone = frames.tx.is_closed();
+                    failure = Some(e);
+                }
+            }
+            Waited::Event(QueryEvent::Done(result)) => break result,
+            Waited::Timeout => {}
+            Waited::Closed => bail!("the server's workers stopped"),
+        }
+        if last_tick.elapsed() >= TICK {
+            last_tick = Instant::now();
+            let p = handle.progress();
+            let progress = ProgressFrame {
+                partitions_read: p.partitions_read,
+                partitions_total,
+                rows_read: p.rows_read,
+                bytes_read: p.bytes_read,
+                rows_out,
+                seconds: started.elapsed().as_secs_f64(),
+                processes: state.processes,
+            };
+            if let Some(r) = state.running.lock().expect("running lock").get_mut(&id) {
+                r.progress = progress.clone();
+            }
+            if !client_gone && frames.send(&Frame::Progress(progress)).is_err() {
+                tracing::info!(client, query = id, "client went away; cancelling its query");
+                client_gone = true;
+                handle.cancel();
+            }
+        }
+    };
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let stats = stats?;
+    Ok(DoneFrame {
+        rows_out,
+        rows_sent: sink.sent(),
+        rows_read: stats.rows_read,
+        bytes_read: stats.bytes_read,
+        seconds: stats.seconds,
+    })
+}
+
+fn batch(columns: Vec<(&str, ArrayRef)>) -> Result<RecordBatch> {
+    let fields: Vec<Field> = columns.iter().map(|(n, a)| Field::new(*n, a.data_type().clone(), true)).collect();
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns.into_iter().map(|(_, a)| a).collect())?)
+}
+
+fn show_catalogs(state: &State) -> Result<RecordBatch> {
+    let names: Vec<&str> = state.catalogs.names().collect();
+    let cats: Vec<_> = names.iter().filter_map(|n| state.catalogs.get(n)).collect();
+    batch(vec![
+        ("name", Arc::new(StringArray::from_iter_values(names.iter()))),
+        ("files", Arc::new(UInt64Array::from_iter_values(cats.iter().map(|c| c.files.len() as u64)))),
+        ("rows", Arc::new(UInt64Array::from_iter_values(cats.iter().map(|c| c.num_rows())))),
+        ("columns", Arc::new(UInt64Array::from_iter_values(cats.iter().map(|c| c.schema.fields().len() as u64)))),
+        (
+            "path",
+            Arc::new(StringArray::from_iter_values(
+                names.iter().map(|n| state.paths.get(*n).map_or("", String::as_str)),
+            )),
+        ),
+    ])
+}
+
+fn describe(state: &State, name: &str) -> Result<(String, RecordBatch)> {
+    let catalog = state.catalogs.resolve(name)?;
+    let fields = catalog.schema.fields();
+    let notice = format!(
+        "{}: {} rows in {} files, {} columns{}",
+        catalog.name,
+        catalog.num_rows(),
+        catalog.files.len(),
+        fields.len(),
+        state.paths.get(&catalog.name).map(|p| format!(", from {p}")).unwrap_or_default()
+    );
+    let batch = batch(vec![
+        ("column", Arc::new(StringArray::from_iter_values(fields.iter().map(|f| f.name().as_str())))),
+        ("type", Arc::new(StringArray::from_iter_values(fields.iter().map(|f| f.data_type().to_string())))),
+        ("nullable", Arc::new(BooleanArray::from_iter(fields.iter().map(|f| Some(f.is_nullable()))))),
+    ])?;
+    Ok((notice, batch))
+}
+
+fn show_queries(state: &State) -> Result<RecordBatch> {
+    let running = state.running.lock().expect("running lock");
+    let queries: Vec<(&u64, &Running)> = running.iter().collect();
+    batch(vec![
+        ("id", Arc::new(UInt64Array::from_iter_values(queries.iter().map(|(id, _)| **id)))),
+        ("client", Arc::new(StringArray::from_iter_values(queries.iter().map(|(_, r)| r.client.as_str())))),
+        ("seconds", Arc::new(Float64Array::from_iter_values(queries.iter().map(|(_, r)| r.started.elapsed().as_secs_f64())))),
+        ("rows_read", Arc::new(UInt64Array::from_iter_values(queries.iter().map(|(_, r)| r.progress.rows_read)))),
+        ("rows_out", Arc::new(UInt64Array::from_iter_values(queries.iter().map(|(_, r)| r.progress.rows_out)))),
+        ("statement", Arc::new(StringArray::from_iter_values(queries.iter().map(|(_, r)| r.statement.as_str())))),
+    ])
+}

@@ -1,0 +1,187 @@
+//! `starflow serve`: a long-running computation that answers statements from clients.
+//!
+//! Every process runs the timely workers ([`starflow_dataflow::Server`]). Process 0 opens the
+//! catalogs, ships them to the others, and runs the control plane ([`control`]); it writes
+//! the connection file once it listens. SIGTERM (what SLURM sends at the end of the
+//! walltime), SIGINT or a `SHUTDOWN` statement stop every process cleanly: running queries
+//! end with an error their clients see, the connection file is removed.
+
+mod control;
+mod execute;
+pub mod statement;
+
+use std::collections::BTreeMap;
+use std::net::{TcpListener, ToSocketAddrs};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use starflow_dataflow::{CatalogSet, Server, Shipped, connect};
+use starflow_operators::Operators;
+
+use crate::cli::ServeArgs;
+use crate::connection::{self, ConnectionInfo};
+use execute::State;
+
+/// Runs the server until it is told to stop.
+pub fn run(args: &ServeArgs) -> Result<()> {
+    // Registered first, so a SIGTERM during start-up is not lost either.
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone()).context("cannot install the signal handlers")?;
+    }
+    let mut topology = crate::cluster::resolve(&args.cluster)?;
+    let result = serve(args, &topology, &stop);
+    if result.is_err() {
+        topology.kill();
+    } else {
+        topology.wait()?;
+    }
+    result
+}
+
+fn serve(args: &ServeArgs, topology: &crate::cluster::Topology, stop: &AtomicBool) -> Result<()> {
+    let threads = topology
+        .spec
+        .as_ref()
+        .map(|s| s.threads)
+        .unwrap_or_else(|| args.cluster.workers.unwrap_or_else(crate::query::default_workers))
+        .max(1);
+    let processes = topology.spec.as_ref().map_or(1, |s| s.processes);
+    let leader = topology.process() == 0;
+    let fingerprint = crate::cluster::fingerprint(&format!("serve\n{:?}\n{threads}", args.catalogs));
+    let cluster = topology.options(Duration::from_secs(args.cluster.connect_timeout), fingerprint);
+    let (catalogs, connected) = match (cluster, leader) {
+        (None, _) => (crate::query::open_catalogs(&args.catalogs)?, None),
+        (Some(options), true) => {
+            let opened = crate::query::open_catalogs(&args.catalogs);
+            let shipped = match &opened {
+                Ok(set) => Shipped::Serve {
+                    catalogs: set.names().filter_map(|n| set.get(n)).map(|c| c.as_ref().clone()).collect(),
+                },
+                Err(e) => Shipped::Failed(format!("{e:#}")),
+            };
+            let connected = connect(&options, Some(&shipped.encode()?))?;
+            (opened?, Some(connected))
+        }
+        (Some(options), false) => {
+            let connected = connect(&options, None)?;
+            match Shipped::decode(connected.shipped.as_deref().unwrap_or_default())? {
+                Shipped::Serve { catalogs } => {
+                    let mut set = CatalogSet::new();
+                    catalogs.into_iter().for_each(|c| set.insert(c));
+                    (set, Some(connected))
+                }
+                Shipped::Failed(message) => bail!("process 0 could not open the catalogs: {message}"),
+                _ => bail!("process 0 is not a server (starflow serve)"),
+            }
+        }
+    };
+    let catalogs = Arc::new(catalogs);
+    let server = Server::start(threads, connected, catalogs.clone(), Operators)?;
+    if !leader {
+        tracing::info!(process = topology.process(), "serving");
+        return wait_and_stop(server, stop);
+    }
+
+    let host = args
+        .listen
+        .clone()
+        .or_else(|| topology.spec.as_ref().map(|s| s.hosts[0].clone()))
+        .unwrap_or_else(|| "127.0.0.1".into());
+    let address = (host.as_str(), args.port)
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {host} for the control plane"))?
+        .next()
+        .with_context(|| format!("{host} has no address"))?;
+    let listener =
+        TcpListener::bind(address).with_context(|| format!("the control plane cannot listen on {address}"))?;
+    let port = listener.local_addr()?.port();
+    let job_id =
+        std::env::var("SLURM_JOB_ID").ok().filter(|j| !j.is_empty()).unwrap_or_else(|| format!("local-{}", std::process::id()));
+    let info = ConnectionInfo {
+        host: host.clone(),
+        port,
+        token: connection::new_token()?,
+        job_id: job_id.clone(),
+        catalogs: catalogs.names().map(str::to_string).collect(),
+        pid: std::process::id(),
+        processes,
+        workers_per_process: threads,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let paths: BTreeMap<String, String> = args
+        .catalogs
+        .iter()
+        .filter_map(|spec| spec.split_once('='))
+        .map(|(name, path)| (name.to_string(), path.to_string()))
+        .collect();
+    let state = Arc::new(State {
+        server,
+        catalogs,
+        paths,
+        token: info.token.clone(),
+        processes,
+        threads,
+        running: Default::default(),
+        shutdown: AtomicBool::new(false),
+    });
+    let (http, http_thread) = control::start(state.clone(), listener)?;
+    let file = match &args.connection_file {
+        Some(f) => f.clone(),
+        None => connection::default_path(&job_id)?,
+    };
+    connection::write(&file, &info)?;
+    eprintln!(
+        "starflow serve: {processes} process(es) × {threads} worker(s), catalogs {}; listening on {host}:{port}\n\
+         connect with: starflow repl --connect {}",
+        info.catalogs.join(", "),
+        file.display()
+    );
+    let result = wait_and_stop_leader(&state, stop, &file);
+    actix_web::rt::System::new().block_on(http.stop(true));
+    let _ = http_thread.join();
+    // The statement threads hold the last references to the state: they end once their
+    // queries do, which the shutdown has made happen.
+    let state = wait_for_owner(state);
+    let outcome = result.and(wait_and_stop(state.server, &AtomicBool::new(true)));
+    eprintln!("starflow serve: stopped");
+    outcome
+}
+
+/// Process 0: waits for a signal, a `SHUTDOWN`, or the workers ending (a shutdown from
+/// another process), then asks every process to stop and removes the connection file.
+fn wait_and_stop_leader(state: &State, stop: &AtomicBool, file: &Path) -> Result<()> {
+    while !stop.load(Ordering::SeqCst) && !state.shutdown.load(Ordering::SeqCst) && !state.server.is_finished() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    tracing::info!("shutting down");
+    state.server.request_shutdown();
+    let _ = std::fs::remove_file(file);
+    Ok(())
+}
+
+/// Waits until this is the last reference to `state` (statement threads finishing).
+fn wait_for_owner(mut state: Arc<State>) -> State {
+    loop {
+        match Arc::try_unwrap(state) {
+            Ok(s) => return s,
+            Err(shared) => {
+                state = shared;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// Waits for a signal or for the workers to end, then stops this process's workers.
+fn wait_and_stop(mut server: Server, stop: &AtomicBool) -> Result<()> {
+    while !stop.load(Ordering::SeqCst) && !server.is_finished() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.request_shutdown();
+    server.join()?;
+    Ok(())
+}
