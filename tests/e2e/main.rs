@@ -13,6 +13,7 @@ mod locations;
 mod processes;
 mod pruning;
 mod scan;
+mod serve;
 mod server;
 mod sort;
 mod workers;

@@ -86,16 +86,30 @@ pub fn target_dir() -> PathBuf {
 }
 
 fn generated_catalog() -> PathBuf {
+    generated("dp02", &DP02_OPTIONS)
+}
+
+/// Options of the large catalog: enough rows that a heavy query in a debug build runs for
+/// seconds, long enough to be watched and cancelled.
+pub const BIG_OPTIONS: Dp02Options = Dp02Options { files: 8, rows: 1_500_000, seed: 11, row_group_rows: 16_384 };
+
+/// The large catalog (see [`BIG_OPTIONS`]), generated on first use.
+pub fn big_catalog() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| generated("big", &BIG_OPTIONS))
+}
+
+fn generated(name: &str, options: &Dp02Options) -> PathBuf {
     let root = fixture_root();
-    let dir = root.join("dp02");
+    let dir = root.join(name);
     if dir.is_dir() {
         return dir;
     }
     std::fs::create_dir_all(&root).expect("create fixture root");
     remove_stale_fixtures(&root);
-    let tmp = root.join(format!("dp02.tmp-{}", std::process::id()));
+    let tmp = root.join(format!("{name}.tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    generate_dp02(&tmp, &DP02_OPTIONS).expect("generate the dp02 fixture");
+    generate_dp02(&tmp, options).expect("generate a dp02 fixture");
     if std::fs::rename(&tmp, &dir).is_err() {
         // Another test process published it first.
         let _ = std::fs::remove_dir_all(&tmp);

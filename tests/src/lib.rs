@@ -8,13 +8,15 @@ pub mod fixture;
 pub mod golden;
 pub mod load;
 pub mod reference;
+pub mod serve;
 pub mod value;
 
 pub use cli::{CliOutput, catalog_args, starflow, starflow_bin, starflow_query};
 pub use engine::{
     QueryOutput, WORKER_COUNTS, WORKERS, catalogs, explain, query, rows, small_partitions, try_query, try_query_with,
 };
-pub use fixture::{DP02, Dp02Fixture, NULLS, Scratch, dp02, nulls_catalog, write_parquet};
+pub use fixture::{DP02, Dp02Fixture, NULLS, Scratch, big_catalog, dp02, nulls_catalog, write_parquet};
+pub use serve::{ServeProcess, eventually};
 pub use load::{DP02_COLUMNS, Dp02Row};
 pub use reference::{FloatAgg, haversine_deg, wrap_ra};
 pub use value::{AGG, Tol, Value, assert_rows_eq, assert_same_rows, compare_rows, rows_of, sorted};
