@@ -16,6 +16,7 @@ mod scan;
 mod serve;
 mod server;
 mod sort;
+mod terminal;
 mod workers;
 
 /// Runs every case and panics once with all failures (so one bad case does not hide others).

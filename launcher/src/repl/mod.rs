@@ -121,6 +121,10 @@ impl Session {
         let mut editor = rustyline::Editor::<SqlHelper, DefaultHistory>::new()?;
         editor.set_helper(Some(helper));
         let history = crate::connection::default_path("history")?.with_extension("");
+        if let Some(dir) = history.parent().filter(|d| !d.exists()) {
+            use std::os::unix::fs::DirBuilderExt;
+            let _ = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir);
+        }
         let _ = editor.load_history(&history);
         let info = &self.client.info;
         println!(
