@@ -33,6 +33,7 @@ pub struct ClusterOptions {
 
 /// What process 0 sends every other process once connected: the plan and the catalogs it
 /// reads (so no other process reads a footer or parses SQL), or why there is nothing to run.
+#[allow(clippy::large_enum_variant)] // one per run
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Shipped {
     /// Run this plan over these catalogs.

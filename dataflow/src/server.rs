@@ -42,7 +42,8 @@ pub enum Waited {
     Closed,
 }
 
-/// Commands every worker sees, in the same order.
+/// Commands every worker sees, in the same order (one per statement: size does not matter).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum Command {
     Run { id: u64, plan: Plan },
@@ -51,6 +52,7 @@ enum Command {
 }
 
 /// Requests from clients to worker 0.
+#[allow(clippy::large_enum_variant)]
 enum Control {
     Run { id: u64, plan: Plan, events: mpsc::Sender<QueryEvent> },
     Cancel { id: u64 },
@@ -204,7 +206,7 @@ impl Server {
                         }
                     }
                 }
-                while let Some(command) = sequencer.next() {
+                for command in sequencer.by_ref() {
                     match command {
                         Command::Run { id, plan } => {
                             let shared = queries

@@ -175,7 +175,8 @@ fn by_process(mut rows: Vec<(u64, ProcessInfo)>) -> RecordBatch {
             None => processes.push((info, 1)),
         }
     }
-    let col = |f: fn(&ProcessInfo) -> f64| Arc::new(Float64Array::from_iter_values(processes.iter().map(|(p, _)| f(p))));
+    let col =
+        |f: fn(&ProcessInfo) -> f64| Arc::new(Float64Array::from_iter_values(processes.iter().map(|(p, _)| f(p))));
     RecordBatch::try_new(
         workers_schema(),
         vec![

@@ -202,7 +202,7 @@ pub(crate) fn install_query<R: Renderer>(
         };
         let stream = render_plan(renderer, &ctx, plan)?;
         let stream = if plan.is_gathered() { stream } else { gather(stream, "Gather") };
-        let reporting = index % threads == 0;
+        let reporting = index.is_multiple_of(threads);
         let (errs, mets, sent) = (shared.errors.clone(), shared.metrics.clone(), shared.bytes_sent.clone());
         // The probe follows the consumers, so "done" means every result and report has been
         // handled, not merely sent.

@@ -34,12 +34,10 @@ pub fn default_path(job_id: &str) -> Result<PathBuf> {
 
 /// Writes `info` to `path` atomically (temp file, fsync, rename), readable by the owner only.
 pub fn write(path: &Path, info: &ConnectionInfo) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
-            fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-                .with_context(|| format!("cannot restrict {}", dir.display()))?;
-        }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot restrict {}", dir.display()))?;
     }
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let mut file = OpenOptions::new()
@@ -64,7 +62,8 @@ pub fn read(path: &Path) -> Result<ConnectionInfo> {
             meta.permissions().mode() & 0o777
         );
     }
-    let text = fs::read_to_string(path).with_context(|| format!("cannot read the connection file {}", path.display()))?;
+    let text =
+        fs::read_to_string(path).with_context(|| format!("cannot read the connection file {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is not a starflow connection file", path.display()))
 }
 

@@ -14,7 +14,8 @@ use parquet::file::properties::WriterProperties;
 
 use crate::cli::Format;
 
-/// Where results go.
+/// Where results go (one per statement: variant sizes do not matter).
+#[allow(clippy::large_enum_variant)]
 pub enum Output {
     Table { out: Box<dyn Write>, batches: Vec<RecordBatch>, schema: SchemaRef },
     Csv { out: Box<dyn Write>, header_done: bool, schema: SchemaRef },

@@ -11,13 +11,13 @@
 //! | `E` | UTF-8 text | the statement failed; last frame |
 //! | `D` | JSON [`DoneFrame`] | the statement succeeded; last frame |
 
-use std::io::{self, Read};
 use anyhow::{Context, Result, bail};
 use arrow_array::RecordBatch;
 use arrow_ipc::reader::StreamReader;
 use arrow_ipc::writer::StreamWriter;
 use arrow_schema::{Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
+use std::io::{self, Read};
 
 /// Progress of a running query (from process 0's workers; with several processes the
 /// partition counts are process 0's share, which the others mirror).

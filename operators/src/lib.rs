@@ -36,7 +36,9 @@ impl Renderer for Operators {
             Plan::Aggregate { spec, .. } => aggregate::render_aggregate(ctx, need(input)?, spec),
             Plan::Sort { spec, .. } => sort::render_sort(ctx, need(input)?, spec),
             Plan::Limit { n, .. } => limit::render_limit(ctx, need(input)?, *n),
-            Plan::Workers => return Err(RunError::Internal("the Workers system table is rendered by the compiler".into())),
+            Plan::Workers => {
+                return Err(RunError::Internal("the Workers system table is rendered by the compiler".into()));
+            }
         })
     }
 }

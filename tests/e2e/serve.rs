@@ -14,7 +14,10 @@ use starflow_e2e::{ServeProcess, big_catalog, dp02, eventually};
 const QUERIES: &[(bool, &str)] = &[
     (true, "SELECT objectId, coord_ra, mag_i FROM dp02 WHERE mag_i < 23 AND coord_dec > -35"),
     (false, "SELECT COUNT(*) FROM dp02 WHERE mag_i < 26"),
-    (true, "SELECT tract, patch, COUNT(*), AVG(mag_g - mag_r), STDDEV(mag_i), MIN(mag_i) FROM dp02 GROUP BY tract, patch"),
+    (
+        true,
+        "SELECT tract, patch, COUNT(*), AVG(mag_g - mag_r), STDDEV(mag_i), MIN(mag_i) FROM dp02 GROUP BY tract, patch",
+    ),
     (false, "SELECT objectId, mag_r FROM dp02 ORDER BY mag_r, objectId LIMIT 30"),
     (false, "SELECT * FROM dp02 WHERE mag_i < 26 LIMIT 9"),
     (true, "SELECT objectId FROM dp02 WHERE CONTAINS(POINT(coord_ra, coord_dec), CIRCLE(62, -37, 0.5)) = 1"),
@@ -66,7 +69,8 @@ fn statements_through_a_server_match_starflow_query() {
         // Several statements in one -c, and a script on stdin.
         let out = server.repl(&["--format", "csv", "-c", "SELECT COUNT(*) FROM dp02; SELECT COUNT(*) FROM nulls;"]);
         assert_eq!(out.ok(), format!("COUNT(*)\n{}\nCOUNT(*)\n9\n", dp02().rows.len()));
-        let mut child = server.repl_command(&["--format", "csv"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let mut child =
+            server.repl_command(&["--format", "csv"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
         std::io::Write::write_all(
             child.stdin.as_mut().unwrap(),
             b"-- a script\nSELECT COUNT(*)\n  FROM nulls\n  WHERE x IS NULL;\n\\timing off\nSELECT MAX(id) FROM nulls\n",
@@ -96,14 +100,15 @@ fn catalogs_are_listed_and_described() {
     let out = server.sql("SHOW CATALOGS");
     let fixture = dp02();
     let dp02_line = out.ok().lines().find(|l| l.starts_with("dp02,")).expect("dp02 listed").to_string();
-    assert!(
-        dp02_line.starts_with(&format!("dp02,{},{},16,", fixture.files.len(), fixture.rows.len())),
-        "{dp02_line}"
-    );
+    assert!(dp02_line.starts_with(&format!("dp02,{},{},16,", fixture.files.len(), fixture.rows.len())), "{dp02_line}");
     assert!(out.stdout.lines().any(|l| l.starts_with("nulls,2,9,2,")), "{}", out.stdout);
     let out = server.sql("DESCRIBE dp02;");
     let text = out.ok();
-    assert!(text.starts_with(&format!("dp02: {} rows in {} files, 16 columns", fixture.rows.len(), fixture.files.len())));
+    assert!(text.starts_with(&format!(
+        "dp02: {} rows in {} files, 16 columns",
+        fixture.rows.len(),
+        fixture.files.len()
+    )));
     assert!(text.contains("objectId,Int64,false\n") && text.contains("mag_i,Float32,true\n"), "{text}");
     server.sql("DESCRIBE dp2").clean_error(&["dp2", "dp02"]);
     let out = server.sql("EXPLAIN SELECT COUNT(*) FROM dp02 WHERE mag_i < 20");
@@ -133,7 +138,8 @@ fn concurrent_clients_get_their_own_answers() {
 fn a_stuck_then_killed_client_does_not_stall_others() {
     let server = serve(&["--workers", "2"]);
     // A client that asks for every row and never reads them.
-    let mut stuck = server.repl_command(&["--format", "csv", "-c", "SELECT * FROM dp02"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut stuck =
+        server.repl_command(&["--format", "csv", "-c", "SELECT * FROM dp02"]).stdout(Stdio::piped()).spawn().unwrap();
     let mut first = [0u8; 16];
     stuck.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
     for (sort, sql) in &QUERIES[..3] {
@@ -160,7 +166,12 @@ fn serve_big(extra: &[&str]) -> ServeProcess {
 #[test]
 fn ctrl_c_cancels_the_running_query_and_the_server_keeps_serving() {
     let server = serve_big(&["--workers", "2"]);
-    let client = server.repl_command(&["--format", "csv", "-c", HEAVY]).stderr(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let client = server
+        .repl_command(&["--format", "csv", "-c", HEAVY])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let running = eventually(Duration::from_secs(30), || server.sql("SHOW QUERIES").ok().contains("GROUP BY objectId"));
     assert!(running, "the heavy query never showed in SHOW QUERIES");
     // What a terminal sends on Ctrl-C.
@@ -184,7 +195,8 @@ fn a_wrong_token_or_a_readable_connection_file_is_refused() {
     let forged = server.scratch().join("forged.json");
     std::fs::write(&forged, text.replace(token, &"0".repeat(token.len()))).unwrap();
     std::fs::set_permissions(&forged, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let out = starflow_e2e::starflow(&["repl", "--connect", forged.to_str().unwrap(), "-c", "SELECT COUNT(*) FROM dp02"]);
+    let out =
+        starflow_e2e::starflow(&["repl", "--connect", forged.to_str().unwrap(), "-c", "SELECT COUNT(*) FROM dp02"]);
     out.clean_error(&["refused", "token"]);
     // A raw request without any token.
     let address = format!("{}:{}", info["host"].as_str().unwrap(), info["port"]);
@@ -235,7 +247,12 @@ fn copy_writes_the_whole_result_on_the_server() {
 #[test]
 fn sigterm_stops_every_process_and_tells_running_clients() {
     let mut server = serve_big(&["--processes", "2", "--workers", "1"]);
-    let client = server.repl_command(&["--format", "csv", "-c", HEAVY]).stderr(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let client = server
+        .repl_command(&["--format", "csv", "-c", HEAVY])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let running = eventually(Duration::from_secs(30), || server.sql("SHOW QUERIES").ok().contains("GROUP BY objectId"));
     assert!(running, "the heavy query never showed in SHOW QUERIES");
     server.signal("TERM");

@@ -16,7 +16,7 @@ pub use engine::{
     QueryOutput, WORKER_COUNTS, WORKERS, catalogs, explain, query, rows, small_partitions, try_query, try_query_with,
 };
 pub use fixture::{DP02, Dp02Fixture, NULLS, Scratch, big_catalog, dp02, nulls_catalog, write_parquet};
-pub use serve::{ServeProcess, eventually};
 pub use load::{DP02_COLUMNS, Dp02Row};
 pub use reference::{FloatAgg, haversine_deg, wrap_ra};
+pub use serve::{ServeProcess, eventually};
 pub use value::{AGG, Tol, Value, assert_rows_eq, assert_same_rows, compare_rows, rows_of, sorted};

@@ -42,9 +42,8 @@ impl Client {
 
     fn request(&self, method: &str, path: &str, body: &str) -> Result<(u16, Box<dyn Read>)> {
         let address = format!("{}:{}", self.info.host, self.info.port);
-        let unreachable = || {
-            format!("cannot reach the starflow server at {address} (from {}); is it still running?", self.file)
-        };
+        let unreachable =
+            || format!("cannot reach the starflow server at {address} (from {}); is it still running?", self.file);
         let socket = address.to_socket_addrs().with_context(unreachable)?.next().with_context(unreachable)?;
         let mut stream = TcpStream::connect_timeout(&socket, Duration::from_secs(10)).with_context(unreachable)?;
         stream.set_read_timeout(Some(READ_TIMEOUT))?;
@@ -120,7 +119,7 @@ impl Client {
     /// Catalog names and their columns (also checks the token).
     pub fn catalogs(&self) -> Result<BTreeMap<String, Vec<String>>> {
         let (status, body) = self.request("GET", "/catalogs", "")?;
-        Ok(serde_json::from_reader(Self::check(status, body)?).context("reading the catalogs")?)
+        serde_json::from_reader(Self::check(status, body)?).context("reading the catalogs")
     }
 }
 

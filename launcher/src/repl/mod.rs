@@ -311,8 +311,10 @@ impl Printer {
         }
         let Some((schema, batches)) = self.table.take() else { return Ok(()) };
         let shown = if batches.is_empty() { vec![RecordBatch::new_empty(schema)] } else { batches };
-        let table =
-            arrow_cast::pretty::pretty_format_batches_with_options(&shown, &FormatOptions::default().with_null("NULL"))?;
+        let table = arrow_cast::pretty::pretty_format_batches_with_options(
+            &shown,
+            &FormatOptions::default().with_null("NULL"),
+        )?;
         println!("{table}");
         let plural = |n: u64| if n == 1 { "" } else { "s" };
         if rows_sent < rows_out {

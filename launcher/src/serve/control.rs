@@ -98,14 +98,19 @@ async fn catalogs(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
     let columns: BTreeMap<&str, Vec<&str>> = state
         .catalogs
         .names()
-        .filter_map(|n| state.catalogs.get(n).map(|c| (n, c.schema.fields().iter().map(|f| f.name().as_str()).collect())))
+        .filter_map(|n| {
+            state.catalogs.get(n).map(|c| (n, c.schema.fields().iter().map(|f| f.name().as_str()).collect()))
+        })
         .collect();
     HttpResponse::Ok().json(columns)
 }
 
 /// Serves `state` on `listener` from a thread of its own; returns the handle that stops it
 /// and the thread.
-pub fn start(state: Arc<State>, listener: std::net::TcpListener) -> Result<(ServerHandle, std::thread::JoinHandle<()>)> {
+pub fn start(
+    state: Arc<State>,
+    listener: std::net::TcpListener,
+) -> Result<(ServerHandle, std::thread::JoinHandle<()>)> {
     let (handle_tx, handle_rx) = std::sync::mpsc::channel();
     let thread = std::thread::Builder::new()
         .name("control plane".into())

@@ -13,7 +13,7 @@ use arrow_array::{ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray
 use arrow_schema::{Field, Schema, SchemaRef};
 use bytes::Bytes;
 use starflow_dataflow::plan::explain::explain;
-use starflow_dataflow::{CatalogSet, Canceller, Plan, PlanOptions, QueryEvent, Server, Waited, plan_sql};
+use starflow_dataflow::{Canceller, CatalogSet, Plan, PlanOptions, QueryEvent, Server, Waited, plan_sql};
 
 use super::statement::{Statement, classify};
 use crate::cli::Format;
@@ -171,7 +171,14 @@ impl Sink for RowsToFile {
     }
 }
 
-fn query(state: &State, sql: &str, text: &str, client: &str, frames: &Frames, sink: &mut dyn Sink) -> Result<DoneFrame> {
+fn query(
+    state: &State,
+    sql: &str,
+    text: &str,
+    client: &str,
+    frames: &Frames,
+    sink: &mut dyn Sink,
+) -> Result<DoneFrame> {
     let planned = plan_sql(sql, &state.catalogs, &PlanOptions::default())?;
     if planned.explain {
         frames.send(&Frame::Text(explain(&planned.plan, state.threads * state.processes)))?;
@@ -348,7 +355,10 @@ fn show_queries(state: &State) -> Result<RecordBatch> {
     batch(vec![
         ("id", Arc::new(UInt64Array::from_iter_values(queries.iter().map(|(id, _)| **id)))),
         ("client", Arc::new(StringArray::from_iter_values(queries.iter().map(|(_, r)| r.client.as_str())))),
-        ("seconds", Arc::new(Float64Array::from_iter_values(queries.iter().map(|(_, r)| r.started.elapsed().as_secs_f64())))),
+        (
+            "seconds",
+            Arc::new(Float64Array::from_iter_values(queries.iter().map(|(_, r)| r.started.elapsed().as_secs_f64()))),
+        ),
         ("rows_read", Arc::new(UInt64Array::from_iter_values(queries.iter().map(|(_, r)| r.progress.rows_read)))),
         ("rows_out", Arc::new(UInt64Array::from_iter_values(queries.iter().map(|(_, r)| r.progress.rows_out)))),
         ("statement", Arc::new(StringArray::from_iter_values(queries.iter().map(|(_, r)| r.statement.as_str())))),

@@ -99,8 +99,10 @@ fn serve(args: &ServeArgs, topology: &crate::cluster::Topology, stop: &AtomicBoo
     let listener =
         TcpListener::bind(address).with_context(|| format!("the control plane cannot listen on {address}"))?;
     let port = listener.local_addr()?.port();
-    let job_id =
-        std::env::var("SLURM_JOB_ID").ok().filter(|j| !j.is_empty()).unwrap_or_else(|| format!("local-{}", std::process::id()));
+    let job_id = std::env::var("SLURM_JOB_ID")
+        .ok()
+        .filter(|j| !j.is_empty())
+        .unwrap_or_else(|| format!("local-{}", std::process::id()));
     let info = ConnectionInfo {
         host: host.clone(),
         port,

@@ -15,7 +15,10 @@ pub enum Statement {
     ShowWorkers,
     Shutdown,
     /// Run `query` and write its result, on the server, to `path` (format from the extension).
-    Copy { query: String, path: PathBuf },
+    Copy {
+        query: String,
+        path: PathBuf,
+    },
 }
 
 /// Why a statement could not be classified.
