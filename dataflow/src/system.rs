@@ -175,8 +175,10 @@ fn by_process(mut rows: Vec<(u64, ProcessInfo)>) -> RecordBatch {
             None => processes.push((info, 1)),
         }
     }
+    // Rounded to what a person reads: 0.1 MiB, 0.01 s of CPU, 0.1 s of uptime.
+    let round = |x: f64, per_unit: f64| (x * per_unit).round() / per_unit;
     let col =
-        |f: fn(&ProcessInfo) -> f64| Arc::new(Float64Array::from_iter_values(processes.iter().map(|(p, _)| f(p))));
+        |f: &dyn Fn(&ProcessInfo) -> f64| Arc::new(Float64Array::from_iter_values(processes.iter().map(|(p, _)| f(p))));
     RecordBatch::try_new(
         workers_schema(),
         vec![
@@ -184,10 +186,10 @@ fn by_process(mut rows: Vec<(u64, ProcessInfo)>) -> RecordBatch {
             Arc::new(StringArray::from_iter_values(processes.iter().map(|(p, _)| p.host.as_str()))),
             Arc::new(UInt64Array::from_iter_values(processes.iter().map(|(p, _)| p.pid))),
             Arc::new(UInt64Array::from_iter_values(processes.iter().map(|(_, t)| *t))),
-            col(|p| p.rss_mib),
-            col(|p| p.peak_rss_mib),
-            col(|p| p.cpu_seconds),
-            col(|p| p.uptime_seconds),
+            col(&|p| round(p.rss_mib, 10.0)),
+            col(&|p| round(p.peak_rss_mib, 10.0)),
+            col(&|p| round(p.cpu_seconds, 100.0)),
+            col(&|p| round(p.uptime_seconds, 10.0)),
         ],
     )
     .expect("workers batch matches its schema")

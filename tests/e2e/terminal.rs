@@ -1,13 +1,14 @@
 //! The interactive REPL in a real pseudo-terminal (tmux): the prompt, a statement typed over
 //! two lines, Tab completion of a catalog name, an error that does not end the session,
-//! history recall with the Up arrow, `\timing`, `\q`, and the history file.
+//! history recall with the Up arrow, a progress line and Ctrl-C on a long query, `\timing`,
+//! `\q`, and the history file.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use starflow_e2e::cli::{catalog_args, starflow_bin, starflow_query};
-use starflow_e2e::{ServeProcess, eventually};
+use starflow_e2e::{ServeProcess, big_catalog, eventually};
 
 /// A tmux server of its own (its own socket), with one session running `command`.
 struct Tmux {
@@ -65,7 +66,10 @@ impl Drop for Tmux {
 
 #[test]
 fn the_interactive_repl_edits_completes_recalls_and_quits() {
-    let server = ServeProcess::start(&[&catalog_args()[..], &["--workers".into(), "2".into()]].concat());
+    let big = format!("big={}", big_catalog().display());
+    let server = ServeProcess::start(
+        &[&catalog_args()[..], &["--catalog".into(), big, "--workers".into(), "2".into()]].concat(),
+    );
     let sql = "SELECT COUNT(*) FROM dp02 WHERE mag_i < 26";
     let count = starflow_query(&["--format", "csv"], sql).ok().lines().nth(1).expect("a count").to_string();
     let home = server.scratch();
@@ -77,7 +81,7 @@ fn the_interactive_repl_edits_completes_recalls_and_quits() {
     );
     let tmux = Tmux::start(&command);
     tmux.wait_for("starflow>", 1);
-    assert!(tmux.screen().contains("catalogs: dp02, nulls"), "{}", tmux.screen());
+    assert!(tmux.screen().contains("catalogs: big, dp02, nulls"), "{}", tmux.screen());
 
     // A statement over two lines; the catalog name completed with Tab.
     tmux.type_text("SELECT COUNT(*)");
@@ -102,6 +106,17 @@ fn the_interactive_repl_edits_completes_recalls_and_quits() {
     tmux.press("Up");
     tmux.press("Enter");
     tmux.wait_for("(1 row)", 2);
+
+    // A long query shows a progress line; Ctrl-C cancels it and the session goes on.
+    tmux.type_text("SELECT objectId, COUNT(*), AVG(mag_i) FROM big GROUP BY objectId ORDER BY objectId;");
+    tmux.press("Enter");
+    tmux.wait_for("Ctrl-C cancels", 1);
+    assert!(tmux.screen().contains("rows read"), "{}", tmux.screen());
+    tmux.press("C-c");
+    tmux.wait_for("error: query cancelled", 1);
+    tmux.type_text("SELECT COUNT(*) FROM nulls;");
+    tmux.press("Enter");
+    tmux.wait_for("(1 row)", 3);
 
     tmux.type_text("\\timing off");
     tmux.press("Enter");

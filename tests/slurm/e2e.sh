@@ -2,7 +2,8 @@
 # End-to-end tests under a real SLURM (start it first with ../shared/slurm/start-local-slurm.sh 3):
 # `srun` over three emulated nodes and two tasks on one node, and `sbatch` with a script from
 # `starflow slurm script`, must give the same answers as one process; a rank that never
-# starts must make the others fail fast with a message naming it.
+# starts must make the others fail fast with a message naming it. `srun … starflow serve` on two
+# nodes answers `starflow repl` clients like one process, and stops on SHUTDOWN and on SIGTERM.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN="$PWD/target/release/starflow"
@@ -72,5 +73,50 @@ grep -q "process 2 (node3:[0-9]*)" "$WORK/lost.err" || { cat "$WORK/lost.err" >&
 [ "$elapsed" -lt 30 ] || fail "took ${elapsed}s to give up on a missing rank"
 if grep -q panicked "$WORK/lost.err"; then cat "$WORK/lost.err" >&2; fail "a process panicked"; fi
 echo "ok: missing rank reported in ${elapsed}s: $(grep -m1 'process 2' "$WORK/lost.err")"
+
+# A server on two nodes, clients attached from outside the allocation (as from a login node).
+export HOME="$WORK/home"  # the connection file goes to ~/.starflow/<job id>.json
+start_server() { # log file; runs srun in the background, sets SRUN and CONN
+  (srun -N 2 --ntasks-per-node=1 --cpus-per-task=2 "$BIN" serve --catalog "$CAT" > "$1" 2>&1; echo "srun exit $?" >> "$1") &
+  SRUN=$!
+  CONN=""
+  for _ in $(seq 1 600); do
+    CONN=$(ls "$HOME"/.starflow/*.json 2>/dev/null | head -1 || true)
+    [ -n "$CONN" ] && break
+    sleep 0.1
+  done
+  [ -n "$CONN" ] || { cat "$1" >&2; fail "the server wrote no connection file"; }
+  [[ "$(basename "$CONN" .json)" =~ ^[0-9]+$ ]] || fail "connection file $CONN is not named by the job id"
+  [ "$(stat -c %a "$CONN")" = 600 ] || fail "connection file mode $(stat -c %a "$CONN")"
+}
+wait_server() { # log file: srun must end (cleanly) within 30 s and remove the connection file
+  for _ in $(seq 1 300); do kill -0 "$SRUN" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$SRUN" 2>/dev/null && fail "the server did not stop"
+  wait "$SRUN" || true
+  grep -q "srun exit 0" "$1" || { cat "$1" >&2; fail "srun did not exit 0"; }
+  grep -q "starflow serve: stopped" "$1" || { cat "$1" >&2; fail "no clean stop"; }
+  [ ! -e "$CONN" ] || fail "the connection file was left behind"
+}
+
+start_server "$WORK/serve.log"
+for q in "${QUERIES[@]}"; do
+  IFS='|' read -r name order sql <<<"$q"
+  "$BIN" repl --connect "$CONN" --format csv -c "$sql" | normalise "$order" > "$WORK/$name.served"
+  cmp -s "$WORK/$name.single" "$WORK/$name.served" || { diff "$WORK/$name.single" "$WORK/$name.served" | head >&2; fail "served $name differs from one process"; }
+  echo "ok: srun -N 2 serve + repl $name"
+done
+workers=$("$BIN" repl --connect "$CONN" --format csv -c "SHOW WORKERS")
+echo "$workers"
+[ "$(cut -d, -f2 <<<"$workers" | tail -n +2 | tr '\n' ' ')" = "node1 node2 " ] || fail "SHOW WORKERS does not list node1 and node2"
+"$BIN" repl --connect "$CONN" -c "SHUTDOWN" | grep -q "shutting down" || fail "SHUTDOWN not acknowledged"
+wait_server "$WORK/serve.log"
+echo "ok: SHUTDOWN stops every rank"
+
+# The end of the walltime: SLURM sends SIGTERM to every task.
+start_server "$WORK/serve2.log"
+"$BIN" repl --connect "$CONN" --format csv -c "SELECT COUNT(*) FROM dp02" > /dev/null || fail "second server does not answer"
+scancel --signal=TERM "$(basename "$CONN" .json)"
+wait_server "$WORK/serve2.log"
+echo "ok: SIGTERM stops every rank cleanly"
 
 echo "all SLURM end-to-end checks passed"
