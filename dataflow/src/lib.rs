@@ -12,6 +12,7 @@ pub mod registry;
 pub mod server;
 pub mod sql;
 pub mod system;
+pub mod view;
 pub mod worker;
 
 pub use batch::Batch;

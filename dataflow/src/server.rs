@@ -20,6 +20,8 @@ use crate::compile::{QueryMetrics, Renderer};
 use crate::error::RunError;
 use crate::plan::Plan;
 use crate::registry::CatalogSet;
+use crate::view::{InstalledView, Snapshot, ViewKind, ViewRecord, install_view};
+use starflow_catalogs::ParquetCatalog;
 use crate::worker::{QueryShared, QueryStats, communication, install_query};
 
 /// What a client receives about its query.
@@ -46,17 +48,26 @@ pub enum Waited {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum Command {
-    Run { id: u64, plan: Plan },
+    /// Run `plan` over these catalogs (as they are at this point of the sequence).
+    Run { id: u64, plan: Plan, catalogs: Vec<ParquetCatalog> },
     Cancel { id: u64 },
     Shutdown,
+    /// Install a maintained view whose input starts at time `start`.
+    CreateView { id: u64, name: String, kind: ViewKind, start: u64 },
+    /// Feed the records worker 0 holds for (view, time) and advance the view to `time + 1`.
+    UpdateView { id: u64, time: u64 },
+    DropView { id: u64 },
 }
 
 /// Requests from clients to worker 0.
 #[allow(clippy::large_enum_variant)]
 enum Control {
-    Run { id: u64, plan: Plan, events: mpsc::Sender<QueryEvent> },
+    Run { id: u64, plan: Plan, catalogs: Vec<ParquetCatalog>, events: mpsc::Sender<QueryEvent> },
     Cancel { id: u64 },
     Shutdown,
+    CreateView { id: u64, name: String, kind: ViewKind, start: u64 },
+    UpdateView { id: u64, time: u64, records: Vec<(ViewRecord, isize)>, done: mpsc::Sender<()> },
+    DropView { id: u64 },
 }
 
 /// A running server (on process 0 it accepts queries; on the others it only serves).
@@ -70,6 +81,8 @@ pub struct Server {
     bytes_sent: Arc<AtomicU64>,
     /// Worker threads still in their loop.
     live_workers: Arc<AtomicUsize>,
+    /// Contents of each view, kept by worker 0.
+    snapshots: Arc<Mutex<HashMap<u64, Snapshot>>>,
 }
 
 /// One submitted query: its events, its progress, and a way to cancel it.
@@ -164,7 +177,6 @@ impl Server {
     pub fn start<R>(
         workers: usize,
         cluster: Option<Connected>,
-        catalogs: Arc<CatalogSet>,
         renderer: R,
     ) -> Result<Self, RunError>
     where
@@ -177,7 +189,9 @@ impl Server {
         let receiver = Arc::new(Mutex::new(Some(receiver)));
         let queries: Arc<Mutex<HashMap<u64, QueryShared>>> = Arc::default();
         let live_workers = Arc::new(AtomicUsize::new(threads));
+        let snapshots: Arc<Mutex<HashMap<u64, Snapshot>>> = Arc::default();
         let (server_queries, server_bytes, server_live) = (queries.clone(), bytes_sent.clone(), live_workers.clone());
+        let server_snapshots = snapshots.clone();
         crate::system::process_started();
         let guards = timely::execute::execute_from(builders, others, WorkerConfig::default(), move |worker| {
             // The first worker of each process takes the control channel: on process 0 (whose
@@ -188,6 +202,10 @@ impl Server {
             let mut sequencer: Sequencer<Command> = Sequencer::new(worker, Instant::now());
             let mut clients: HashMap<u64, mpsc::Sender<QueryEvent>> = HashMap::new();
             let mut running: HashMap<u64, Running> = HashMap::new();
+            let mut views: HashMap<u64, InstalledView> = HashMap::new();
+            // Worker 0: records to feed, and who waits for a view to reach a time.
+            let mut pending: HashMap<(u64, u64), Vec<(ViewRecord, isize)>> = HashMap::new();
+            let mut waiting: Vec<(u64, u64, mpsc::Sender<()>)> = Vec::new();
             let mut shutting_down = false;
             loop {
                 if let Some(control) = &control {
@@ -197,18 +215,30 @@ impl Server {
                                 let _ = events.send(QueryEvent::Done(Err(RunError::ShuttingDown)));
                                 queries.lock().expect("queries lock").remove(&id);
                             }
-                            Control::Run { id, plan, events } => {
+                            Control::Run { id, plan, catalogs, events } => {
                                 clients.insert(id, events);
-                                sequencer.push(Command::Run { id, plan });
+                                sequencer.push(Command::Run { id, plan, catalogs });
                             }
                             Control::Cancel { id } => sequencer.push(Command::Cancel { id }),
                             Control::Shutdown => sequencer.push(Command::Shutdown),
+                            Control::CreateView { id, name, kind, start } => {
+                                sequencer.push(Command::CreateView { id, name, kind, start })
+                            }
+                            Control::UpdateView { id, time, records, done } => {
+                                pending.insert((id, time), records);
+                                waiting.push((id, time, done));
+                                sequencer.push(Command::UpdateView { id, time });
+                            }
+                            Control::DropView { id } => sequencer.push(Command::DropView { id }),
                         }
                     }
                 }
                 for command in sequencer.by_ref() {
                     match command {
-                        Command::Run { id, plan } => {
+                        Command::Run { id, plan, catalogs } => {
+                            let mut set = CatalogSet::new();
+                            catalogs.into_iter().for_each(|c| set.insert(c));
+                            let catalogs = Arc::new(set);
                             let shared = queries
                                 .lock()
                                 .expect("queries lock")
@@ -245,6 +275,26 @@ impl Server {
                                 r.shared.errors.record(RunError::Cancelled);
                             }
                         }
+                        Command::CreateView { id, name, kind, start } => {
+                            let snapshot = snapshots.lock().expect("snapshots lock").get(&id).cloned().unwrap_or_default();
+                            views.insert(id, install_view(worker, &name, &kind, start, snapshot));
+                        }
+                        Command::UpdateView { id, time } => {
+                            if let Some(view) = views.get_mut(&id) {
+                                view.input.advance_to(time);
+                                for (record, diff) in pending.remove(&(id, time)).unwrap_or_default() {
+                                    view.input.update(record, diff);
+                                }
+                                view.input.advance_to(time + 1);
+                                view.input.flush();
+                            }
+                        }
+                        Command::DropView { id } => {
+                            if let Some(view) = views.remove(&id) {
+                                worker.drop_dataflow(view.dataflow);
+                            }
+                            snapshots.lock().expect("snapshots lock").remove(&id);
+                        }
                         Command::Shutdown => {
                             shutting_down = true;
                             for r in running.values() {
@@ -263,6 +313,14 @@ impl Server {
                         let _ = tx.send(QueryEvent::Done(stats));
                     }
                 }
+                // Tell whoever waits that a view reflects a time (or is gone).
+                waiting.retain(|(id, time, done)| {
+                    let reached = views.get(id).is_none_or(|v| !v.probe.less_equal(time));
+                    if reached {
+                        let _ = done.send(());
+                    }
+                    !reached
+                });
                 if shutting_down && running.is_empty() {
                     live_workers.fetch_sub(1, Ordering::SeqCst);
                     break;
@@ -279,18 +337,43 @@ impl Server {
             queries: server_queries,
             bytes_sent: server_bytes,
             live_workers: server_live,
+            snapshots: server_snapshots,
         })
     }
 
-    /// Submits a planned query (on process 0); its events arrive on the handle.
-    pub fn submit(&self, plan: Plan) -> QueryHandle {
+    /// Submits a planned query over `catalogs` (on process 0); its events arrive on the handle.
+    pub fn submit(&self, plan: Plan, catalogs: &CatalogSet) -> QueryHandle {
+        let catalogs = plan.catalogs().iter().filter_map(|c| catalogs.get(c)).map(|c| c.as_ref().clone()).collect();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let shared = QueryShared::new(self.bytes_sent.clone());
         let metrics = shared.metrics.clone();
         self.queries.lock().expect("queries lock").insert(id, shared);
         let (events, receiver) = mpsc::channel();
-        let _ = self.control.send(Control::Run { id, plan, events });
+        let _ = self.control.send(Control::Run { id, plan, catalogs, events });
         QueryHandle { id, events: receiver, control: self.control.clone(), metrics }
+    }
+
+    /// Installs a maintained view on every worker, its input starting at time `start`;
+    /// returns its id and its contents (kept current by worker 0).
+    pub fn create_view(&self, name: &str, kind: ViewKind, start: u64) -> (u64, Snapshot) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let snapshot = Snapshot::default();
+        self.snapshots.lock().expect("snapshots lock").insert(id, snapshot.clone());
+        let _ = self.control.send(Control::CreateView { id, name: format!("View {name}"), kind, start });
+        (id, snapshot)
+    }
+
+    /// Feeds `records` to view `id` at `time` and advances it past `time`; the receiver gets
+    /// a message once the view's contents reflect it.
+    pub fn update_view(&self, id: u64, time: u64, records: Vec<(ViewRecord, isize)>) -> mpsc::Receiver<()> {
+        let (done, receiver) = mpsc::channel();
+        let _ = self.control.send(Control::UpdateView { id, time, records, done });
+        receiver
+    }
+
+    /// Removes view `id` from every worker.
+    pub fn drop_view(&self, id: u64) {
+        let _ = self.control.send(Control::DropView { id });
     }
 
     /// Asks every process to stop (sequenced like a query): running queries end with

@@ -34,13 +34,13 @@ const QUERIES: &[&str] = &[
 #[test]
 fn queries_one_after_another_and_at_once_match_run_query() {
     for workers in [1, 3] {
-        let server = Server::start(workers, None, catalogs(), Operators).expect("server starts");
+        let server = Server::start(workers, None, Operators).expect("server starts");
         for sql in QUERIES {
-            let got = collect(&server.submit(plan(sql))).expect("query succeeds");
+            let got = collect(&server.submit(plan(sql), &catalogs())).expect("query succeeds");
             assert_eq!(sorted(rows_of(&got)), sorted(rows(sql, 2)), "{sql} on {workers} workers");
         }
         // All at once: the dataflows run side by side.
-        let handles: Vec<_> = QUERIES.iter().map(|sql| server.submit(plan(sql))).collect();
+        let handles: Vec<_> = QUERIES.iter().map(|sql| server.submit(plan(sql), &catalogs())).collect();
         for (sql, handle) in QUERIES.iter().zip(&handles) {
             let got = collect(handle).expect("query succeeds");
             assert_eq!(sorted(rows_of(&got)), sorted(rows(sql, 2)), "concurrent {sql} on {workers} workers");
@@ -51,27 +51,27 @@ fn queries_one_after_another_and_at_once_match_run_query() {
 
 #[test]
 fn a_failing_query_leaves_the_server_serving() {
-    let server = Server::start(2, None, catalogs(), Operators).expect("server starts");
-    let failing = server.submit(plan("SELECT objectId * 1000000000000 * 1000000000000 FROM dp02"));
+    let server = Server::start(2, None, Operators).expect("server starts");
+    let failing = server.submit(plan("SELECT objectId * 1000000000000 * 1000000000000 FROM dp02"), &catalogs());
     let err = collect(&failing).expect_err("overflow fails");
     assert!(err.to_string().contains("overflow"), "{err}");
-    let good = collect(&server.submit(plan("SELECT COUNT(*) FROM dp02"))).expect("next query works");
+    let good = collect(&server.submit(plan("SELECT COUNT(*) FROM dp02"), &catalogs())).expect("next query works");
     assert_eq!(rows_of(&good), rows("SELECT COUNT(*) FROM dp02", 1));
     server.shutdown().expect("clean shutdown");
 }
 
 #[test]
 fn a_cancelled_query_ends_as_cancelled() {
-    let server = Server::start(2, None, catalogs(), Operators).expect("server starts");
+    let server = Server::start(2, None, Operators).expect("server starts");
     // Small batches: the scan needs dozens of steps, far more than sequencing the cancel takes.
     let slow = plan_sql("SELECT objectId, mag_i FROM dp02 ORDER BY mag_i", &catalogs(), &small_partitions()).unwrap();
-    let handle = server.submit(slow.plan);
+    let handle = server.submit(slow.plan, &catalogs());
     handle.cancel();
     match collect(&handle) {
         Err(RunError::Cancelled) => {}
         other => panic!("expected a cancelled query, got {:?}", other.map(|b| rows_of(&b).len())),
     }
-    let after = collect(&server.submit(plan("SELECT COUNT(*) FROM dp02"))).expect("server still serves");
+    let after = collect(&server.submit(plan("SELECT COUNT(*) FROM dp02"), &catalogs())).expect("server still serves");
     assert_eq!(rows_of(&after), rows("SELECT COUNT(*) FROM dp02", 1));
     server.shutdown().expect("clean shutdown");
 }
@@ -93,13 +93,13 @@ fn a_two_process_server_matches_run_query() {
     let (o0, o1) = (options(0), options(1));
     let follower = std::thread::spawn(move || {
         let connected = connect(&o1, None).expect("process 1 connects");
-        let mut server = Server::start(2, Some(connected), catalogs(), Operators).expect("process 1 starts");
+        let mut server = Server::start(2, Some(connected), Operators).expect("process 1 starts");
         server.join()
     });
     let connected = connect(&o0, Some(&[])).expect("process 0 connects");
-    let server = Server::start(2, Some(connected), catalogs(), Operators).expect("process 0 starts");
+    let server = Server::start(2, Some(connected), Operators).expect("process 0 starts");
     for sql in QUERIES {
-        let got = collect(&server.submit(plan(sql))).expect("query succeeds");
+        let got = collect(&server.submit(plan(sql), &catalogs())).expect("query succeeds");
         assert_eq!(sorted(rows_of(&got)), sorted(rows(sql, 2)), "{sql} on 2 processes");
     }
     server.shutdown().expect("process 0 shuts down");

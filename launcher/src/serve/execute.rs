@@ -231,7 +231,7 @@ fn query_plan(
     sink.schema(plan.schema(), frames)?;
     let partitions_total = local_partitions(&plan, state.threads, state.threads * state.processes);
     let started = Instant::now();
-    let handle = state.server.submit(plan);
+    let handle = state.server.submit(plan, &state.catalogs);
     let id = handle.id;
     state.running.lock().expect("running lock").insert(
         id,

@@ -80,7 +80,7 @@ fn serve(args: &ServeArgs, topology: &crate::cluster::Topology, stop: &AtomicBoo
         }
     };
     let catalogs = Arc::new(catalogs);
-    let server = Server::start(threads, connected, catalogs.clone(), Operators)?;
+    let server = Server::start(threads, connected, Operators)?;
     if !leader {
         tracing::info!(process = topology.process(), "serving");
         return wait_and_stop(server, stop);

@@ -1,0 +1,325 @@
+//! Maintained views: differential dataflows fed with the changes of each catalog release.
+//!
+//! A release changes whole partitions (files). What a partition contributes to a view is
+//! computed once, when it enters (by an ordinary query over that partition), and fed as
+//! records at the release's timestamp with diff +1; when the partition leaves, the same
+//! records are fed with diff −1. So only the delta of a release flows through.
+//!
+//! - **Row views** (`SELECT … FROM c WHERE …`): a record is one output row. State: the rows.
+//! - **Group-by views**: a record is (group key, (partition, partial aggregates of that group in
+//!   that partition)). The dataflow arranges them by key and recomputes a key's aggregates
+//!   from its partitions' partials, in partition order, whenever one of them changes. State:
+//!   one record per (group, partition holding rows of that group) — not per input row — and
+//!   the result is a function of the set of partials only, so a release followed by one that
+//!   undoes it gives the earlier result bit for bit (no floating-point drift from the order
+//!   of updates). MIN and MAX retract correctly for the same reason.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use differential_dataflow::input::{Input, InputSession};
+use serde::{Deserialize, Serialize};
+use timely::dataflow::ProbeHandle;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::Probe;
+
+/// An `f64` with a total order (IEEE `totalOrder`), so it can be part of a differential key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct OrdF64(u64);
+
+impl OrdF64 {
+    /// Wraps a float.
+    pub fn new(x: f64) -> Self {
+        let bits = x.to_bits();
+        Self(if bits >> 63 == 1 { !bits } else { bits | (1 << 63) })
+    }
+
+    /// The float.
+    pub fn get(self) -> f64 {
+        f64::from_bits(if self.0 >> 63 == 1 { self.0 & !(1 << 63) } else { !self.0 })
+    }
+}
+
+/// One value of a row in a view.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Datum {
+    /// SQL NULL.
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// Any signed integer type.
+    Int(i64),
+    /// Any unsigned integer type.
+    UInt(u64),
+    /// Any float type.
+    Float(OrdF64),
+    /// A string.
+    Str(String),
+}
+
+impl Datum {
+    /// A float datum.
+    pub fn float(x: f64) -> Self {
+        Datum::Float(OrdF64::new(x))
+    }
+
+    fn as_f64(&self) -> Option<f64> {
+        match self {
+            Datum::Int(v) => Some(*v as f64),
+            Datum::UInt(v) => Some(*v as f64),
+            Datum::Float(v) => Some(v.get()),
+            _ => None,
+        }
+    }
+
+    fn as_i64(&self) -> Option<i64> {
+        match self {
+            Datum::Int(v) => Some(*v),
+            Datum::UInt(v) => i64::try_from(*v).ok(),
+            _ => None,
+        }
+    }
+}
+
+/// A row of a view.
+pub type Row = Vec<Datum>;
+
+/// What one partition contributes: (key, (partition, payload)). Row views use the row as key
+/// and an empty payload; group-by views the group key and the partial aggregates.
+pub type ViewRecord = (Row, (u64, Row));
+
+/// An aggregate of a group-by view and the partial columns it keeps per partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ViewAgg {
+    /// `COUNT(*)` or `COUNT(x)`: [count].
+    Count,
+    /// `SUM(x)`: [count of values, sum].
+    Sum,
+    /// `AVG(x)`: [count of values, sum].
+    Avg,
+    /// `STDDEV(x)` (sample): [count of values, sum, sum of squares].
+    Stddev,
+    /// `MIN(x)`: [min].
+    Min,
+    /// `MAX(x)`: [max].
+    Max,
+}
+
+impl ViewAgg {
+    /// Partial columns per partition.
+    pub fn width(self) -> usize {
+        match self {
+            ViewAgg::Count | ViewAgg::Min | ViewAgg::Max => 1,
+            ViewAgg::Sum | ViewAgg::Avg => 2,
+            ViewAgg::Stddev => 3,
+        }
+    }
+
+    /// Combines the partials of one group, one slice per partition, in partition order.
+    fn combine<'a>(self, partials: impl Iterator<Item = &'a [Datum]>) -> Datum {
+        match self {
+            ViewAgg::Count => Datum::Int(partials.filter_map(|p| p[0].as_i64()).sum()),
+            ViewAgg::Min => partials.map(|p| p[0].clone()).filter(|d| *d != Datum::Null).min().unwrap_or(Datum::Null),
+            ViewAgg::Max => partials.map(|p| p[0].clone()).filter(|d| *d != Datum::Null).max().unwrap_or(Datum::Null),
+            ViewAgg::Sum => {
+                let (mut n, mut int, mut float, mut is_float) = (0i64, 0i64, 0f64, false);
+                for p in partials {
+                    n += p[0].as_i64().unwrap_or(0);
+                    match &p[1] {
+                        Datum::Null => {}
+                        Datum::Float(v) => {
+                            is_float = true;
+                            float += v.get();
+                        }
+                        d => match d.as_i64().and_then(|v| int.checked_add(v)) {
+                            Some(s) => int = s,
+                            None => {
+                                is_float = true;
+                                float += d.as_f64().unwrap_or(0.0);
+                            }
+                        },
+                    }
+                }
+                match (n, is_float) {
+                    (0, _) => Datum::Null,
+                    (_, true) => Datum::float(float + int as f64),
+                    (_, false) => Datum::Int(int),
+                }
+            }
+            ViewAgg::Avg | ViewAgg::Stddev => {
+                let (mut n, mut s, mut ss) = (0i64, 0f64, 0f64);
+                for p in partials {
+                    n += p[0].as_i64().unwrap_or(0);
+                    s += p[1].as_f64().unwrap_or(0.0);
+                    if self == ViewAgg::Stddev {
+                        ss += p[2].as_f64().unwrap_or(0.0);
+                    }
+                }
+                let n_f = n as f64;
+                match self {
+                    ViewAgg::Avg if n > 0 => Datum::float(s / n_f),
+                    ViewAgg::Stddev if n > 1 => Datum::float(((ss - s * s / n_f) / (n_f - 1.0)).max(0.0).sqrt()),
+                    _ => Datum::Null,
+                }
+            }
+        }
+    }
+}
+
+/// Where a view's output column comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OutputColumn {
+    /// The i-th group key.
+    Key(usize),
+    /// The j-th aggregate.
+    Agg(usize),
+}
+
+/// What a view computes from its records.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ViewKind {
+    /// The records' keys are the output rows.
+    Rows,
+    /// Group-by: aggregates combined per key, output columns assembled from keys and aggregates.
+    Aggregate {
+        /// The aggregates, in payload order.
+        aggs: Vec<ViewAgg>,
+        /// The output row.
+        output: Vec<OutputColumn>,
+    },
+}
+
+impl ViewKind {
+    /// The output row of one group from its (partition, partials) records (sorted by partition).
+    pub fn group_row(&self, key: &Row, records: &[(&(u64, Row), isize)]) -> Option<Row> {
+        let ViewKind::Aggregate { aggs, output } = self else { return None };
+        let live: Vec<&Row> = records
+            .iter()
+            .filter(|(_, diff)| *diff > 0)
+            .flat_map(|((_, partials), diff)| std::iter::repeat_n(partials, *diff as usize))
+            .collect();
+        if live.is_empty() {
+            return None;
+        }
+        let mut offsets = Vec::with_capacity(aggs.len());
+        let mut offset = 0;
+        for agg in aggs {
+            offsets.push(offset);
+            offset += agg.width();
+        }
+        let values: Vec<Datum> = aggs
+            .iter()
+            .zip(&offsets)
+            .map(|(agg, &o)| agg.combine(live.iter().map(|p| &p[o..o + agg.width()])))
+            .collect();
+        Some(
+            output
+                .iter()
+                .map(|c| match c {
+                    OutputColumn::Key(i) => key[*i].clone(),
+                    OutputColumn::Agg(j) => values[*j].clone(),
+                })
+                .collect(),
+        )
+    }
+}
+
+/// The current contents of a view on process 0: row → multiplicity.
+pub type Snapshot = Arc<Mutex<BTreeMap<Row, isize>>>;
+
+/// A view installed on one worker.
+pub(crate) struct InstalledView {
+    pub input: InputSession<u64, ViewRecord, isize>,
+    pub probe: ProbeHandle<u64>,
+    pub dataflow: usize,
+}
+
+/// Builds the view's dataflow on this worker; its output gathers on worker 0 into `snapshot`.
+pub(crate) fn install_view(
+    worker: &mut timely::worker::Worker,
+    name: &str,
+    kind: &ViewKind,
+    start: u64,
+    snapshot: Snapshot,
+) -> InstalledView {
+    let dataflow = worker.next_dataflow_index();
+    let probe = ProbeHandle::new();
+    let kind = kind.clone();
+    let mut input = worker.dataflow_named::<u64, _, _>(name, |scope| {
+        let (input, records) = scope.new_collection::<ViewRecord, isize>();
+        let output = match &kind {
+            ViewKind::Rows => records.map(|(row, _)| row).consolidate(),
+            ViewKind::Aggregate { .. } => {
+                let kind = kind.clone();
+                records
+                    .reduce_named("ViewAggregate", move |key, input, output| {
+                        if let Some(row) = kind.group_row(key, input) {
+                            output.push((row, 1));
+                        }
+                    })
+                    .map(|(_key, row)| row)
+            }
+        };
+        output
+            .inner
+            .unary::<timely::container::CapacityContainerBuilder<Vec<(Row, u64, isize)>>, _, _, _>(
+                Exchange::new(|_: &(Row, u64, isize)| 0u64),
+                "ViewSnapshot",
+                move |_cap, _info| {
+                    move |input, _output| {
+                        input.for_each(|_cap, data| {
+                            let mut snap = snapshot.lock().expect("view snapshot lock");
+                            for (row, _time, diff) in data.drain(..) {
+                                *snap.entry(row).or_insert(0) += diff;
+                            }
+                            snap.retain(|_, n| *n != 0);
+                        })
+                    }
+                },
+            )
+            .probe_with(&probe);
+        input
+    });
+    input.advance_to(start);
+    input.flush();
+    InstalledView { input, probe, dataflow }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_keep_their_total_order() {
+        let xs = [f64::NEG_INFINITY, -2.5, -0.0, 0.0, 1e-300, 3.0, f64::INFINITY];
+        for w in xs.windows(2) {
+            assert!(OrdF64::new(w[0]) < OrdF64::new(w[1]), "{w:?}");
+        }
+        for x in xs {
+            assert_eq!(OrdF64::new(x).get().to_bits(), x.to_bits());
+        }
+    }
+
+    #[test]
+    fn groups_combine_partials_in_partition_order() {
+        let kind = ViewKind::Aggregate {
+            aggs: vec![ViewAgg::Count, ViewAgg::Sum, ViewAgg::Avg, ViewAgg::Stddev, ViewAgg::Min, ViewAgg::Max],
+            output: vec![OutputColumn::Key(0), OutputColumn::Agg(0), OutputColumn::Agg(1), OutputColumn::Agg(2), OutputColumn::Agg(3), OutputColumn::Agg(4), OutputColumn::Agg(5)],
+        };
+        // Partition 1: values 1, 2; partition 2: value 6 (and a NULL counted by COUNT(*)).
+        let p1 = (1u64, vec![Datum::Int(2), Datum::Int(2), Datum::Int(3), Datum::Int(2), Datum::float(3.0), Datum::Int(2), Datum::float(3.0), Datum::float(5.0), Datum::Int(1), Datum::Int(2)]);
+        let p2 = (2u64, vec![Datum::Int(2), Datum::Int(1), Datum::Int(6), Datum::Int(1), Datum::float(6.0), Datum::Int(1), Datum::float(6.0), Datum::float(36.0), Datum::Int(6), Datum::Int(6)]);
+        let key = vec![Datum::Str("g".into())];
+        let row = kind.group_row(&key, &[(&p1, 1), (&p2, 1)]).expect("a row");
+        assert_eq!(row[..3], [Datum::Str("g".into()), Datum::Int(4), Datum::Int(9)]);
+        assert_eq!(row[3], Datum::float(3.0));
+        assert_eq!(row[4], Datum::float(((41.0f64 - 81.0 / 3.0) / 2.0).sqrt()));
+        assert_eq!(row[5..], [Datum::Int(1), Datum::Int(6)]);
+        // Retracting partition 2 leaves partition 1 alone; retracting both removes the group.
+        let row = kind.group_row(&key, &[(&p1, 1), (&p2, 0)]).expect("a row");
+        assert_eq!(row[1], Datum::Int(2));
+        assert_eq!(row[6], Datum::Int(2));
+        assert!(kind.group_row(&key, &[]).is_none());
+    }
+}
