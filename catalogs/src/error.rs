@@ -38,6 +38,9 @@ pub enum CatalogError {
         /// What the user gave.
         path: String,
     },
+    /// A release cannot be ingested (schema change, reused label, …); the message says why.
+    #[error("{0}")]
+    Release(String),
     /// A glob pattern was malformed.
     #[error("bad glob pattern \"{pattern}\": {message}")]
     BadGlob {

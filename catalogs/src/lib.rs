@@ -6,6 +6,7 @@ pub mod dp02;
 pub mod error;
 pub mod parquet;
 pub mod partition;
+pub mod release;
 pub mod schema_serde;
 
 pub use error::{CatalogError, Result};
