@@ -28,7 +28,7 @@ const FIRST_TRACT_ID: i32 = 2000;
 /// Upper bound on `files` (keeps tract ids and object ids in range).
 const MAX_FILES: usize = 100_000;
 /// `objectId = OBJECT_ID_BASE + (tract << 32) + position of the row in its file`.
-const OBJECT_ID_BASE: i64 = 1_567_000_000_000_000_000;
+pub(crate) const OBJECT_ID_BASE: i64 = 1_567_000_000_000_000_000;
 /// Gaussian clusters / over-densities, and the share of rows in the smooth background.
 const CLUSTERS: usize = 320;
 const BACKGROUND_SHARE: f64 = 0.8;
@@ -224,11 +224,11 @@ struct TractGrid {
 
 /// A tract's rectangle in (ra, dec) degrees.
 #[derive(Debug, Clone, Copy)]
-struct Cell {
-    ra0: f64,
-    ra1: f64,
-    dec0: f64,
-    dec1: f64,
+pub(crate) struct Cell {
+    pub(crate) ra0: f64,
+    pub(crate) ra1: f64,
+    pub(crate) dec0: f64,
+    pub(crate) dec1: f64,
 }
 
 impl TractGrid {
@@ -263,7 +263,7 @@ impl TractGrid {
 
 impl Cell {
     /// DP0.2 patch number `py * 7 + px` of a position inside this cell.
-    fn patch(&self, ra: f64, dec: f64) -> i32 {
+    pub(crate) fn patch(&self, ra: f64, dec: f64) -> i32 {
         let px = bin(ra, self.ra0, self.ra1, PATCHES);
         (bin(dec, self.dec0, self.dec1, PATCHES) * PATCHES + px) as i32
     }
@@ -432,14 +432,14 @@ fn sample_background(c: &Cell, rng: &mut Rng) -> (f64, f64) {
 
 /// One catalog row before sorting and id assignment.
 #[derive(Debug, Clone, Copy)]
-struct Row {
-    ra: f64,
-    dec: f64,
-    patch: i32,
-    primary: bool,
-    extendedness: f32,
-    mag: [f32; 6],
-    magerr_gri: [f32; 3],
+pub(crate) struct Row {
+    pub(crate) ra: f64,
+    pub(crate) dec: f64,
+    pub(crate) patch: i32,
+    pub(crate) primary: bool,
+    pub(crate) extendedness: f32,
+    pub(crate) mag: [f32; 6],
+    pub(crate) magerr_gri: [f32; 3],
 }
 
 impl Row {
@@ -448,7 +448,7 @@ impl Row {
     /// galaxy / stellar-locus values, then per-band flux noise at the band's depth. A
     /// failed measurement or S/N < 1 gives NaN; `magerr = 2.5/ln10 · σ_flux / flux`,
     /// i.e. ≈ 0.217 · 10^(0.4 (m − m5)).
-    fn new(ra: f64, dec: f64, patch: i32, in_cluster: bool, rng: &mut Rng) -> Self {
+    pub(crate) fn new(ra: f64, dec: f64, patch: i32, in_cluster: bool, rng: &mut Rng) -> Self {
         let (p_galaxy, p_star) = if in_cluster { (0.95, 0.02) } else { (0.64, 0.33) };
         let class = rng.uniform();
         let star = (p_galaxy..p_galaxy + p_star).contains(&class);
@@ -527,13 +527,13 @@ fn erfc(x: f64) -> f64 {
 
 /// xoshiro256** seeded through splitmix64 from `(seed, stream)`; Box–Muller normals.
 #[derive(Debug, Clone)]
-struct Rng {
+pub(crate) struct Rng {
     s: [u64; 4],
     spare: Option<f64>,
 }
 
 impl Rng {
-    fn new(seed: u64, stream: u64) -> Self {
+    pub(crate) fn new(seed: u64, stream: u64) -> Self {
         let mut x = seed ^ splitmix64(&mut stream.wrapping_add(0x5851_F42D_4C95_7F2D));
         Self { s: [0; 4].map(|_| splitmix64(&mut x)), spare: None }
     }
@@ -552,12 +552,12 @@ impl Rng {
     }
 
     /// Uniform in `[0, 1)` with 53 random bits.
-    fn uniform(&mut self) -> f64 {
+    pub(crate) fn uniform(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 
     /// Standard normal (Box–Muller; the second value is kept for the next call).
-    fn normal(&mut self) -> f64 {
+    pub(crate) fn normal(&mut self) -> f64 {
         if let Some(z) = self.spare.take() {
             return z;
         }

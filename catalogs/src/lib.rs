@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod dp02;
+pub mod dp02_release;
 pub mod error;
 pub mod parquet;
 pub mod partition;

@@ -82,8 +82,12 @@ impl ParquetCatalog {
     /// Opens the catalog at `location`: a Parquet file, a folder (every `*.parquet` below it,
     /// skipping names starting with `_` or `.`), or a glob pattern.
     pub fn open(name: &str, location: &str) -> Result<Self> {
-        let paths = resolve_paths(location)?;
-        let footers = read_footers(&paths, false, |_, footer| footer)?;
+        Self::open_files(name, &resolve_paths(location)?)
+    }
+
+    /// Opens the catalog made of exactly these Parquet files (in this order).
+    pub fn open_files(name: &str, paths: &[PathBuf]) -> Result<Self> {
+        let footers = read_footers(paths, false, |_, footer| footer)?;
         let (schema, columns) = reconcile_schemas(&footers)?;
         let files = footers
             .into_iter()
