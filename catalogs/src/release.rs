@@ -154,11 +154,8 @@ pub fn scan_release(
     for file in &catalog.files {
         let relative = file.path.strip_prefix(&base_dir).unwrap_or(&file.path).to_string_lossy().into_owned();
         let meta = fs::metadata(&file.path).map_err(|source| CatalogError::Io { path: file.path.clone(), source })?;
-        let mtime_ns = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos() as u64);
+        let mtime_ns =
+            meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos() as u64);
         let cached = stat_cache.get(&(relative.as_str(), meta.len(), mtime_ns)).filter(|_| same_root);
         let checksum = match cached {
             Some(f) => f.checksum.clone(),

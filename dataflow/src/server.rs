@@ -21,8 +21,8 @@ use crate::error::RunError;
 use crate::plan::Plan;
 use crate::registry::CatalogSet;
 use crate::view::{InstalledView, Snapshot, ViewKind, ViewRecord, install_view};
-use starflow_catalogs::ParquetCatalog;
 use crate::worker::{QueryShared, QueryStats, communication, install_query};
+use starflow_catalogs::ParquetCatalog;
 
 /// What a client receives about its query.
 #[derive(Debug)]
@@ -49,14 +49,30 @@ pub enum Waited {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum Command {
     /// Run `plan` over these catalogs (as they are at this point of the sequence).
-    Run { id: u64, plan: Plan, catalogs: Vec<ParquetCatalog> },
-    Cancel { id: u64 },
+    Run {
+        id: u64,
+        plan: Plan,
+        catalogs: Vec<ParquetCatalog>,
+    },
+    Cancel {
+        id: u64,
+    },
     Shutdown,
     /// Install a maintained view whose input starts at time `start`.
-    CreateView { id: u64, name: String, kind: ViewKind, start: u64 },
+    CreateView {
+        id: u64,
+        name: String,
+        kind: ViewKind,
+        start: u64,
+    },
     /// Feed the records worker 0 holds for (view, time) and advance the view to `time + 1`.
-    UpdateView { id: u64, time: u64 },
-    DropView { id: u64 },
+    UpdateView {
+        id: u64,
+        time: u64,
+    },
+    DropView {
+        id: u64,
+    },
 }
 
 /// Requests from clients to worker 0.
@@ -174,11 +190,7 @@ struct Running {
 
 impl Server {
     /// Starts `workers` threads (connected to the other processes if `cluster` is given).
-    pub fn start<R>(
-        workers: usize,
-        cluster: Option<Connected>,
-        renderer: R,
-    ) -> Result<Self, RunError>
+    pub fn start<R>(workers: usize, cluster: Option<Connected>, renderer: R) -> Result<Self, RunError>
     where
         R: Renderer + Send + Sync + 'static,
     {
@@ -206,6 +218,7 @@ impl Server {
             // Worker 0: records to feed, and who waits for a view to reach a time.
             let mut pending: HashMap<(u64, u64), Vec<(ViewRecord, isize)>> = HashMap::new();
             let mut waiting: Vec<(u64, u64, mpsc::Sender<()>)> = Vec::new();
+            let mut dropped: std::collections::HashSet<u64> = Default::default();
             let mut shutting_down = false;
             loop {
                 if let Some(control) = &control {
@@ -276,7 +289,8 @@ impl Server {
                             }
                         }
                         Command::CreateView { id, name, kind, start } => {
-                            let snapshot = snapshots.lock().expect("snapshots lock").get(&id).cloned().unwrap_or_default();
+                            let snapshot =
+                                snapshots.lock().expect("snapshots lock").get(&id).cloned().unwrap_or_default();
                             views.insert(id, install_view(worker, &name, &kind, start, snapshot));
                         }
                         Command::UpdateView { id, time } => {
@@ -293,6 +307,7 @@ impl Server {
                             if let Some(view) = views.remove(&id) {
                                 worker.drop_dataflow(view.dataflow);
                             }
+                            dropped.insert(id);
                             snapshots.lock().expect("snapshots lock").remove(&id);
                         }
                         Command::Shutdown => {
@@ -315,7 +330,8 @@ impl Server {
                 }
                 // Tell whoever waits that a view reflects a time (or is gone).
                 waiting.retain(|(id, time, done)| {
-                    let reached = views.get(id).is_none_or(|v| !v.probe.less_equal(time));
+                    // A view not installed yet has not reached anything; a dropped one never will.
+                    let reached = views.get(id).map_or(dropped.contains(id), |v| !v.probe.less_equal(time));
                     if reached {
                         let _ = done.send(());
                     }

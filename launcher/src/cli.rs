@@ -38,6 +38,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Attach to a running server: an interactive SQL shell, or `-c` statements / a script on stdin.
     Repl(ReplArgs),
+    /// Feed a new release of a catalog to a running server; returns once every view reflects it.
+    Ingest(IngestArgs),
     /// Time starflow's benchmark queries, each as the first query of a fresh process.
     Bench(crate::bench::BenchArgs),
     /// SLURM helpers.
@@ -92,6 +94,29 @@ pub struct ScriptArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum GenCommand {
+    /// The next release of a generated catalog: most tracts unchanged (hard links), a few
+    /// reprocessed (new magnitudes, split and merged objects), a few added, a few removed.
+    #[command(name = "dp02-release")]
+    Dp02Release {
+        /// The current release's folder.
+        #[arg(long)]
+        base: PathBuf,
+        /// The new release's folder (must not exist or be empty).
+        #[arg(long)]
+        out: PathBuf,
+        /// Random seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Share of tracts reprocessed.
+        #[arg(long, default_value_t = 0.02)]
+        replace_frac: f64,
+        /// New tracts, as a share of the current ones.
+        #[arg(long, default_value_t = 0.01)]
+        add_frac: f64,
+        /// Share of tracts removed.
+        #[arg(long, default_value_t = 0.01)]
+        remove_frac: f64,
+    },
     /// A catalog shaped like the LSST DP0.2 Object "skinny" table, one file per tract.
     Dp02 {
         /// Output folder.
@@ -153,6 +178,10 @@ pub struct ServeArgs {
     /// Where to write the connection file (default: ~/.starflow/<job id>.json).
     #[arg(long, value_name = "FILE")]
     pub connection_file: Option<PathBuf>,
+    /// Folder for release manifests and view definitions (on a shared file system); a server
+    /// restarted with it comes back at the latest releases with its views.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
     /// Address the control plane listens on (default: process 0's node address under srun or
     /// with --hosts, else 127.0.0.1).
     #[arg(long, value_name = "HOST")]
@@ -162,6 +191,21 @@ pub struct ServeArgs {
     pub port: u16,
     #[command(flatten)]
     pub cluster: ClusterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// The connection file the server wrote.
+    #[arg(long, value_name = "FILE")]
+    pub connect: PathBuf,
+    /// The catalog the release belongs to.
+    #[arg(long)]
+    pub catalog: String,
+    /// The release's label (unique per catalog), e.g. DR2.
+    #[arg(long, value_name = "LABEL")]
+    pub release: String,
+    /// The release's files: a folder, a Parquet file or a glob (as the server sees it).
+    pub path: String,
 }
 
 #[derive(Debug, Args)]

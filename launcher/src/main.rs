@@ -41,6 +41,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Demo { dir, workers } => query::demo(&dir, workers),
         cli::Command::Serve(args) => serve::run(&args),
         cli::Command::Repl(args) => repl::run(&args),
+        cli::Command::Ingest(args) => repl::ingest(&args),
         cli::Command::Bench(args) => bench::run(&args),
         cli::Command::Slurm { what: cli::SlurmCommand::Script(a) } => {
             let options = bootstrap::script::ScriptOptions {

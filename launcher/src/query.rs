@@ -154,6 +154,24 @@ fn run_in(args: &QueryArgs, topology: &crate::cluster::Topology) -> Result<()> {
 /// `starflow gen ...`.
 pub fn generate(what: GenCommand) -> Result<()> {
     match what {
+        GenCommand::Dp02Release { base, out, seed, replace_frac, add_frac, remove_frac } => {
+            use starflow_catalogs::dp02_release::{ReleaseOptions, generate_release};
+            let start = std::time::Instant::now();
+            let opts = ReleaseOptions { seed, replace_frac, add_frac, remove_frac };
+            let s = generate_release(&base, &out, &opts)?;
+            eprintln!(
+                "wrote the next release of {} to {} in {:.1} s: {} files unchanged, {} reprocessed, {} added, {} removed; {} rows",
+                base.display(),
+                out.display(),
+                start.elapsed().as_secs_f64(),
+                s.unchanged.len(),
+                s.replaced.len(),
+                s.added.len(),
+                s.removed.len(),
+                s.rows
+            );
+            Ok(())
+        }
         GenCommand::Dp02 { out, files, rows, seed, row_group_rows } => {
             let d = Dp02Options::default();
             let opts = Dp02Options {

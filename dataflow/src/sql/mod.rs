@@ -3,6 +3,7 @@
 
 mod bounds;
 mod convert;
+pub mod view;
 
 use std::sync::Arc;
 

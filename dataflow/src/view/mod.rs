@@ -14,6 +14,8 @@
 //!   undoes it gives the earlier result bit for bit (no floating-point drift from the order
 //!   of updates). MIN and MAX retract correctly for the same reason.
 
+pub mod convert;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -21,8 +23,8 @@ use differential_dataflow::input::{Input, InputSession};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::ProbeHandle;
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Probe;
+use timely::dataflow::operators::generic::Operator;
 
 /// An `f64` with a total order (IEEE `totalOrder`), so it can be part of a differential key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -305,11 +307,47 @@ mod tests {
     fn groups_combine_partials_in_partition_order() {
         let kind = ViewKind::Aggregate {
             aggs: vec![ViewAgg::Count, ViewAgg::Sum, ViewAgg::Avg, ViewAgg::Stddev, ViewAgg::Min, ViewAgg::Max],
-            output: vec![OutputColumn::Key(0), OutputColumn::Agg(0), OutputColumn::Agg(1), OutputColumn::Agg(2), OutputColumn::Agg(3), OutputColumn::Agg(4), OutputColumn::Agg(5)],
+            output: vec![
+                OutputColumn::Key(0),
+                OutputColumn::Agg(0),
+                OutputColumn::Agg(1),
+                OutputColumn::Agg(2),
+                OutputColumn::Agg(3),
+                OutputColumn::Agg(4),
+                OutputColumn::Agg(5),
+            ],
         };
         // Partition 1: values 1, 2; partition 2: value 6 (and a NULL counted by COUNT(*)).
-        let p1 = (1u64, vec![Datum::Int(2), Datum::Int(2), Datum::Int(3), Datum::Int(2), Datum::float(3.0), Datum::Int(2), Datum::float(3.0), Datum::float(5.0), Datum::Int(1), Datum::Int(2)]);
-        let p2 = (2u64, vec![Datum::Int(2), Datum::Int(1), Datum::Int(6), Datum::Int(1), Datum::float(6.0), Datum::Int(1), Datum::float(6.0), Datum::float(36.0), Datum::Int(6), Datum::Int(6)]);
+        let p1 = (
+            1u64,
+            vec![
+                Datum::Int(2),
+                Datum::Int(2),
+                Datum::Int(3),
+                Datum::Int(2),
+                Datum::float(3.0),
+                Datum::Int(2),
+                Datum::float(3.0),
+                Datum::float(5.0),
+                Datum::Int(1),
+                Datum::Int(2),
+            ],
+        );
+        let p2 = (
+            2u64,
+            vec![
+                Datum::Int(2),
+                Datum::Int(1),
+                Datum::Int(6),
+                Datum::Int(1),
+                Datum::float(6.0),
+                Datum::Int(1),
+                Datum::float(6.0),
+                Datum::float(36.0),
+                Datum::Int(6),
+                Datum::Int(6),
+            ],
+        );
         let key = vec![Datum::Str("g".into())];
         let row = kind.group_row(&key, &[(&p1, 1), (&p2, 1)]).expect("a row");
         assert_eq!(row[..3], [Datum::Str("g".into()), Datum::Int(4), Datum::Int(9)]);

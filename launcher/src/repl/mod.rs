@@ -88,6 +88,27 @@ pub fn run(args: &ReplArgs) -> Result<()> {
     session.interactive(SqlHelper { names: words })
 }
 
+/// `starflow ingest`: one `INGEST RELEASE` statement.
+pub fn ingest(args: &crate::cli::IngestArgs) -> Result<()> {
+    let path = std::path::absolute(&args.path).unwrap_or_else(|_| args.path.clone().into());
+    let quote = |s: &str| s.replace('\'', "''");
+    let sql = format!(
+        "INGEST RELEASE '{}' INTO {} FROM '{}'",
+        quote(&args.release),
+        args.catalog,
+        quote(&path.to_string_lossy())
+    );
+    let mut session = Session {
+        client: Client::open(&args.connect)?,
+        format: Format::Table,
+        max_rows: None,
+        timing: false,
+        interrupted: Arc::new(AtomicBool::new(false)),
+        progress: false,
+    };
+    session.statement(&sql)
+}
+
 impl Session {
     fn max_rows(&self) -> u64 {
         self.max_rows.unwrap_or(if self.format == Format::Table { 100 } else { 0 })

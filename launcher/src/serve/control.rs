@@ -95,12 +95,10 @@ async fn catalogs(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
     if !authorised(&req, &state) {
         return refused(&req);
     }
-    let columns: BTreeMap<&str, Vec<&str>> = state
-        .catalogs
+    let set = state.catalogs();
+    let columns: BTreeMap<&str, Vec<&str>> = set
         .names()
-        .filter_map(|n| {
-            state.catalogs.get(n).map(|c| (n, c.schema.fields().iter().map(|f| f.name().as_str()).collect()))
-        })
+        .filter_map(|n| set.get(n).map(|c| (n, c.schema.fields().iter().map(|f| f.name().as_str()).collect())))
         .collect();
     HttpResponse::Ok().json(columns)
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -16,6 +16,8 @@ use starflow_dataflow::plan::explain::explain;
 use starflow_dataflow::{Canceller, CatalogSet, Plan, PlanOptions, QueryEvent, Server, Waited, plan_sql};
 
 use super::statement::{Statement, classify};
+use super::store::Store;
+use super::views;
 use crate::cli::Format;
 use crate::output::Output;
 use crate::wire::{DoneFrame, Frame, ProgressFrame};
@@ -26,15 +28,35 @@ const TICK: Duration = Duration::from_millis(250);
 /// What every statement thread shares.
 pub struct State {
     pub server: Server,
-    pub catalogs: Arc<CatalogSet>,
-    /// Catalog name → the path it was opened from.
-    pub paths: BTreeMap<String, String>,
+    /// What queries can name now (catalogs at their current release, and views).
+    pub catalogs: RwLock<Arc<CatalogSet>>,
+    /// Catalog name → where its current release lives.
+    pub paths: RwLock<BTreeMap<String, String>>,
+    /// Releases and views; held while one changes (one ingest or view change at a time).
+    pub store: Mutex<Store>,
     pub token: String,
     pub processes: usize,
     pub threads: usize,
     pub running: Mutex<BTreeMap<u64, Running>>,
     /// Set by `SHUTDOWN`; the main thread watches it.
     pub shutdown: AtomicBool,
+}
+
+impl State {
+    /// A consistent snapshot of what queries can name.
+    pub fn catalogs(&self) -> Arc<CatalogSet> {
+        self.catalogs.read().expect("catalogs lock").clone()
+    }
+
+    /// After a release or a view change: publish the new catalogs.
+    fn refresh(&self, store: &Store) {
+        *self.catalogs.write().expect("catalogs lock") = store.catalog_set();
+        *self.paths.write().expect("paths lock") = store.roots();
+    }
+
+    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// A query running for a client (`SHOW QUERIES`).
@@ -101,8 +123,50 @@ fn run(
             table(frames, batch)
         }
         Statement::ShowQueries => table(frames, show_queries(state)?),
-        Statement::ShowWorkers => {
-            query_plan(state, Plan::Workers, text, client, frames, &mut RowsToClient { max_rows: 0, sent: 0 })
+        Statement::ShowWorkers => query_plan(
+            state,
+            Plan::Workers,
+            &CatalogSet::new(),
+            text,
+            client,
+            frames,
+            &mut RowsToClient { max_rows: 0, sent: 0 },
+        ),
+        Statement::CreateView { name, query } => {
+            let mut store = state.store();
+            let message = views::create_view(&mut store, &state.server, &name, &query)?;
+            state.refresh(&store);
+            frames.send(&Frame::Text(message))?;
+            Ok(DoneFrame::default())
+        }
+        Statement::DropView(name) => {
+            let mut store = state.store();
+            let message = views::drop_view(&mut store, &state.server, &name)?;
+            state.refresh(&store);
+            frames.send(&Frame::Text(message))?;
+            Ok(DoneFrame::default())
+        }
+        Statement::ShowViews => table(frames, show_views(&state.store())?),
+        Statement::ShowReleases(catalog) => table(frames, show_releases(&state.store(), catalog.as_deref())?),
+        Statement::Ingest { label, catalog, path } => {
+            let mut store = state.store();
+            let s = views::ingest(&mut store, &state.server, &catalog, &label, &path)?;
+            state.refresh(&store);
+            drop(store);
+            frames.send(&Frame::Text(format!(
+                "release {} \"{}\" of {catalog}: {} files added, {} replaced, {} removed, {} unchanged; rows +{} −{}; views updated: {} ({:.3} s)",
+                s.release,
+                s.label,
+                s.added.0,
+                s.replaced.0,
+                s.removed.0,
+                s.unchanged,
+                s.added.1 + s.replaced.2,
+                s.removed.1 + s.replaced.1,
+                if s.views.is_empty() { "none".to_string() } else { s.views.join(", ") },
+                s.seconds
+            )))?;
+            Ok(DoneFrame::default())
         }
         Statement::Shutdown => {
             state.shutdown.store(true, Ordering::SeqCst);
@@ -179,12 +243,13 @@ fn query(
     frames: &Frames,
     sink: &mut dyn Sink,
 ) -> Result<DoneFrame> {
-    let planned = plan_sql(sql, &state.catalogs, &PlanOptions::default())?;
+    let catalogs = state.catalogs();
+    let planned = plan_sql(sql, &catalogs, &PlanOptions::default())?;
     if planned.explain {
         frames.send(&Frame::Text(explain(&planned.plan, state.threads * state.processes)))?;
         return Ok(DoneFrame::default());
     }
-    query_plan(state, planned.plan, text, client, frames, sink)
+    query_plan(state, planned.plan, &catalogs, text, client, frames, sink)
 }
 
 fn copy(state: &State, sql: &str, text: &str, client: &str, frames: &Frames, path: PathBuf) -> Result<DoneFrame> {
@@ -194,14 +259,15 @@ fn copy(state: &State, sql: &str, text: &str, client: &str, frames: &Frames, pat
         Some("json") => Format::Json,
         _ => bail!("COPY writes .parquet, .csv or .json files; cannot tell the format of {}", path.display()),
     };
-    let planned = plan_sql(sql, &state.catalogs, &PlanOptions::default())?;
+    let catalogs = state.catalogs();
+    let planned = plan_sql(sql, &catalogs, &PlanOptions::default())?;
     if planned.explain {
         bail!("COPY takes a query, not EXPLAIN");
     }
     let path = std::path::absolute(&path).with_context(|| format!("bad path {}", path.display()))?;
     let output = Output::open(format, Some(&path), planned.plan.schema())?;
     let mut sink = RowsToFile { output: Some(output) };
-    let done = query_plan(state, planned.plan, text, client, frames, &mut sink)?;
+    let done = query_plan(state, planned.plan, &catalogs, text, client, frames, &mut sink)?;
     sink.output.take().context("the output file is already closed")?.finish()?;
     frames.send(&Frame::Text(format!("COPY {} rows to {} (on the server)", done.rows_out, path.display())))?;
     Ok(done)
@@ -223,6 +289,7 @@ fn local_partitions(plan: &Plan, threads: usize, peers: usize) -> u64 {
 fn query_plan(
     state: &State,
     plan: Plan,
+    catalogs: &CatalogSet,
     text: &str,
     client: &str,
     frames: &Frames,
@@ -231,7 +298,7 @@ fn query_plan(
     sink.schema(plan.schema(), frames)?;
     let partitions_total = local_partitions(&plan, state.threads, state.threads * state.processes);
     let started = Instant::now();
-    let handle = state.server.submit(plan, &state.catalogs);
+    let handle = state.server.submit(plan, catalogs);
     let id = handle.id;
     state.running.lock().expect("running lock").insert(
         id,
@@ -314,8 +381,10 @@ fn batch(columns: Vec<(&str, ArrayRef)>) -> Result<RecordBatch> {
 }
 
 fn show_catalogs(state: &State) -> Result<RecordBatch> {
-    let names: Vec<&str> = state.catalogs.names().collect();
-    let cats: Vec<_> = names.iter().filter_map(|n| state.catalogs.get(n)).collect();
+    let set = state.catalogs();
+    let paths = state.paths.read().expect("paths lock").clone();
+    let names: Vec<&str> = set.names().collect();
+    let cats: Vec<_> = names.iter().filter_map(|n| set.get(n)).collect();
     batch(vec![
         ("name", Arc::new(StringArray::from_iter_values(names.iter()))),
         ("files", Arc::new(UInt64Array::from_iter_values(cats.iter().map(|c| c.files.len() as u64)))),
@@ -324,14 +393,15 @@ fn show_catalogs(state: &State) -> Result<RecordBatch> {
         (
             "path",
             Arc::new(StringArray::from_iter_values(
-                names.iter().map(|n| state.paths.get(*n).map_or("", String::as_str)),
+                names.iter().map(|n| paths.get(*n).map_or("(view)", String::as_str)),
             )),
         ),
     ])
 }
 
 fn describe(state: &State, name: &str) -> Result<(String, RecordBatch)> {
-    let catalog = state.catalogs.resolve(name)?;
+    let set = state.catalogs();
+    let catalog = set.resolve(name)?;
     let fields = catalog.schema.fields();
     let notice = format!(
         "{}: {} rows in {} files, {} columns{}",
@@ -339,7 +409,7 @@ fn describe(state: &State, name: &str) -> Result<(String, RecordBatch)> {
         catalog.num_rows(),
         catalog.files.len(),
         fields.len(),
-        state.paths.get(&catalog.name).map(|p| format!(", from {p}")).unwrap_or_default()
+        state.paths.read().expect("paths lock").get(&catalog.name).map(|p| format!(", from {p}")).unwrap_or_default()
     );
     let batch = batch(vec![
         ("column", Arc::new(StringArray::from_iter_values(fields.iter().map(|f| f.name().as_str())))),
@@ -362,5 +432,46 @@ fn show_queries(state: &State) -> Result<RecordBatch> {
         ("rows_read", Arc::new(UInt64Array::from_iter_values(queries.iter().map(|(_, r)| r.progress.rows_read)))),
         ("rows_out", Arc::new(UInt64Array::from_iter_values(queries.iter().map(|(_, r)| r.progress.rows_out)))),
         ("statement", Arc::new(StringArray::from_iter_values(queries.iter().map(|(_, r)| r.statement.as_str())))),
+    ])
+}
+
+fn show_views(store: &Store) -> Result<RecordBatch> {
+    let views: Vec<_> = store.views.values().collect();
+    let kind = |v: &super::store::View| match v.plan.kind {
+        starflow_dataflow::view::ViewKind::Rows => "rows",
+        starflow_dataflow::view::ViewKind::Aggregate { .. } => "group-by",
+    };
+    batch(vec![
+        ("name", Arc::new(StringArray::from_iter_values(views.iter().map(|v| v.name.as_str())))),
+        ("catalog", Arc::new(StringArray::from_iter_values(views.iter().map(|v| v.plan.catalog.as_str())))),
+        ("kind", Arc::new(StringArray::from_iter_values(views.iter().map(|v| kind(v))))),
+        ("release", Arc::new(UInt64Array::from_iter_values(views.iter().map(|v| v.release)))),
+        ("rows", Arc::new(UInt64Array::from_iter_values(views.iter().map(|v| v.table.num_rows())))),
+        (
+            "state_records",
+            Arc::new(UInt64Array::from_iter_values(
+                views.iter().map(|v| v.ledger.values().map(|r| r.len() as u64).sum()),
+            )),
+        ),
+        ("sql", Arc::new(StringArray::from_iter_values(views.iter().map(|v| v.sql.as_str())))),
+    ])
+}
+
+fn show_releases(store: &Store, catalog: Option<&str>) -> Result<RecordBatch> {
+    if let Some(c) = catalog
+        && !store.catalogs.contains_key(c)
+    {
+        bail!("no catalog named \"{c}\"");
+    }
+    let manifests: Vec<_> =
+        store.catalogs.values().flat_map(|c| &c.manifests).filter(|m| catalog.is_none_or(|c| m.catalog == c)).collect();
+    batch(vec![
+        ("catalog", Arc::new(StringArray::from_iter_values(manifests.iter().map(|m| m.catalog.as_str())))),
+        ("release", Arc::new(UInt64Array::from_iter_values(manifests.iter().map(|m| m.release)))),
+        ("label", Arc::new(StringArray::from_iter_values(manifests.iter().map(|m| m.label.as_str())))),
+        ("files", Arc::new(UInt64Array::from_iter_values(manifests.iter().map(|m| m.files.len() as u64)))),
+        ("rows", Arc::new(UInt64Array::from_iter_values(manifests.iter().map(|m| m.rows())))),
+        ("created_unix", Arc::new(UInt64Array::from_iter_values(manifests.iter().map(|m| m.created_unix)))),
+        ("root", Arc::new(StringArray::from_iter_values(manifests.iter().map(|m| m.root.as_str())))),
     ])
 }

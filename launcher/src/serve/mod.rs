@@ -9,21 +9,23 @@
 mod control;
 mod execute;
 pub mod statement;
+mod store;
+mod views;
 
-use std::collections::BTreeMap;
 use std::net::{TcpListener, ToSocketAddrs};
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use starflow_dataflow::{CatalogSet, Server, Shipped, connect};
+use starflow_dataflow::{Server, Shipped, connect};
 use starflow_operators::Operators;
 
 use crate::cli::ServeArgs;
 use crate::connection::{self, ConnectionInfo};
 use execute::State;
+use store::Store;
 
 /// Runs the server until it is told to stop.
 pub fn run(args: &ServeArgs) -> Result<()> {
@@ -53,38 +55,41 @@ fn serve(args: &ServeArgs, topology: &crate::cluster::Topology, stop: &AtomicBoo
     let leader = topology.process() == 0;
     let fingerprint = crate::cluster::fingerprint(&format!("serve\n{:?}\n{threads}", args.catalogs));
     let cluster = topology.options(Duration::from_secs(args.cluster.connect_timeout), fingerprint);
-    let (catalogs, connected) = match (cluster, leader) {
-        (None, _) => (crate::query::open_catalogs(&args.catalogs)?, None),
+    // Process 0 opens the catalogs (and the state folder); every query carries the catalogs it
+    // reads to the other processes, so they only learn here whether process 0 could start.
+    let (store, connected) = match (cluster, leader) {
+        (None, _) => (Some(Store::open(args.state_dir.as_deref(), &args.catalogs)?), None),
         (Some(options), true) => {
-            let opened = crate::query::open_catalogs(&args.catalogs);
+            let opened = Store::open(args.state_dir.as_deref(), &args.catalogs);
             let shipped = match &opened {
-                Ok(set) => Shipped::Serve {
-                    catalogs: set.names().filter_map(|n| set.get(n)).map(|c| c.as_ref().clone()).collect(),
-                },
+                Ok(_) => Shipped::Serve { catalogs: vec![] },
                 Err(e) => Shipped::Failed(format!("{e:#}")),
             };
             let connected = connect(&options, Some(&shipped.encode()?))?;
-            (opened?, Some(connected))
+            (Some(opened?), Some(connected))
         }
         (Some(options), false) => {
             let connected = connect(&options, None)?;
             match Shipped::decode(connected.shipped.as_deref().unwrap_or_default())? {
-                Shipped::Serve { catalogs } => {
-                    let mut set = CatalogSet::new();
-                    catalogs.into_iter().for_each(|c| set.insert(c));
-                    (set, Some(connected))
-                }
+                Shipped::Serve { .. } => (None, Some(connected)),
                 Shipped::Failed(message) => bail!("process 0 could not open the catalogs: {message}"),
                 _ => bail!("process 0 is not a server (starflow serve)"),
             }
         }
     };
-    let catalogs = Arc::new(catalogs);
     let server = Server::start(threads, connected, Operators)?;
-    if !leader {
+    let Some(mut store) = store else {
         tracing::info!(process = topology.process(), "serving");
         return wait_and_stop(server, stop);
+    };
+    // Views defined in an earlier run come back at their catalogs' latest release.
+    for (name, sql) in store.saved_views()? {
+        match views::create_view(&mut store, &server, &name, &sql) {
+            Ok(message) => eprintln!("starflow serve: {message}"),
+            Err(e) => eprintln!("starflow serve: view {name} could not be restored: {e:#}"),
+        }
     }
+    let catalogs = store.catalog_set();
 
     let host = args
         .listen
@@ -114,16 +119,13 @@ fn serve(args: &ServeArgs, topology: &crate::cluster::Topology, stop: &AtomicBoo
         workers_per_process: threads,
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    let paths: BTreeMap<String, String> = args
-        .catalogs
-        .iter()
-        .filter_map(|spec| spec.split_once('='))
-        .map(|(name, path)| (name.to_string(), path.to_string()))
-        .collect();
+    let persistent = store.persistent;
+    let state_dir = store.dir.clone();
     let state = Arc::new(State {
         server,
-        catalogs,
-        paths,
+        catalogs: RwLock::new(catalogs.clone()),
+        paths: RwLock::new(store.roots()),
+        store: Mutex::new(store),
         token: info.token.clone(),
         processes,
         threads,
@@ -142,6 +144,9 @@ fn serve(args: &ServeArgs, topology: &crate::cluster::Topology, stop: &AtomicBoo
         info.catalogs.join(", "),
         file.display()
     );
+    if !persistent {
+        eprintln!("starflow serve: no --state-dir: releases and views last until the server stops");
+    }
     let result = wait_and_stop_leader(&state, stop, &file);
     actix_web::rt::System::new().block_on(http.stop(true));
     let _ = http_thread.join();
@@ -149,6 +154,9 @@ fn serve(args: &ServeArgs, topology: &crate::cluster::Topology, stop: &AtomicBoo
     // queries do, which the shutdown has made happen.
     let state = wait_for_owner(state);
     let outcome = result.and(wait_and_stop(state.server, &AtomicBool::new(true)));
+    if !persistent {
+        let _ = std::fs::remove_dir_all(&state_dir);
+    }
     eprintln!("starflow serve: stopped");
     outcome
 }

@@ -19,6 +19,22 @@ pub enum Statement {
         query: String,
         path: PathBuf,
     },
+    /// `CREATE MATERIALIZED VIEW name AS SELECT …`.
+    CreateView {
+        name: String,
+        query: String,
+    },
+    /// `DROP VIEW name`.
+    DropView(String),
+    ShowViews,
+    /// `SHOW RELEASES [catalog]`.
+    ShowReleases(Option<String>),
+    /// `INGEST RELEASE 'label' INTO catalog FROM 'path'`.
+    Ingest {
+        label: String,
+        catalog: String,
+        path: String,
+    },
 }
 
 /// Why a statement could not be classified.
@@ -30,6 +46,96 @@ pub enum StatementError {
     DescribeWithoutName,
     #[error("{0}")]
     Copy(String),
+    #[error("{0}")]
+    Usage(&'static str),
+}
+
+/// A word or a quoted string, with where it starts.
+struct Token<'a> {
+    text: std::borrow::Cow<'a, str>,
+    quoted: bool,
+    start: usize,
+}
+
+/// Words and 'quoted strings' ('' inside quotes is a quote).
+fn tokens(s: &str) -> Vec<Token<'_>> {
+    let mut out = Vec::new();
+    let mut chars = s.char_indices().peekable();
+    while let Some(&(start, c)) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+        } else if c == '\'' {
+            chars.next();
+            let mut text = String::new();
+            while let Some((_, c)) = chars.next() {
+                if c == '\'' {
+                    if chars.peek().is_some_and(|&(_, n)| n == '\'') {
+                        chars.next();
+                        text.push('\'');
+                    } else {
+                        break;
+                    }
+                } else {
+                    text.push(c);
+                }
+            }
+            out.push(Token { text: text.into(), quoted: true, start });
+        } else {
+            let mut end = start;
+            while let Some(&(i, c)) = chars.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                end = i + c.len_utf8();
+                chars.next();
+            }
+            out.push(Token { text: s[start..end].into(), quoted: false, start });
+        }
+    }
+    out
+}
+
+fn is(t: Option<&Token>, word: &str) -> bool {
+    t.is_some_and(|t| !t.quoted && t.text.eq_ignore_ascii_case(word))
+}
+
+const CREATE_USAGE: &str = "use CREATE MATERIALIZED VIEW name AS SELECT …";
+const INGEST_USAGE: &str = "use INGEST RELEASE 'label' INTO catalog FROM 'path'";
+
+fn create_view(text: &str) -> Result<Statement, StatementError> {
+    let t = tokens(text);
+    let skip = if is(t.get(1), "MATERIALIZED") { 2 } else { 1 };
+    if !is(t.get(skip), "VIEW") {
+        return Err(StatementError::Usage(CREATE_USAGE));
+    }
+    let (Some(name), true) = (t.get(skip + 1), is(t.get(skip + 2), "AS")) else {
+        return Err(StatementError::Usage(CREATE_USAGE));
+    };
+    let Some(query) = t.get(skip + 3) else { return Err(StatementError::Usage(CREATE_USAGE)) };
+    Ok(Statement::CreateView {
+        name: name.text.trim_matches('"').to_string(),
+        query: text[query.start..].trim().to_string(),
+    })
+}
+
+fn ingest(text: &str) -> Result<Statement, StatementError> {
+    let t = tokens(text);
+    match t.as_slice() {
+        [_, release, label, into, catalog, from, path]
+            if is(Some(release), "RELEASE")
+                && label.quoted
+                && is(Some(into), "INTO")
+                && is(Some(from), "FROM")
+                && path.quoted =>
+        {
+            Ok(Statement::Ingest {
+                label: label.text.to_string(),
+                catalog: catalog.text.trim_matches('"').to_string(),
+                path: path.text.to_string(),
+            })
+        }
+        _ => Err(StatementError::Usage(INGEST_USAGE)),
+    }
 }
 
 /// Splits a statement into words, keeping quoted strings and parenthesised groups whole.
@@ -50,6 +156,13 @@ pub fn classify(text: &str) -> Result<Statement, StatementError> {
         ["SHOW", "QUERIES"] => Statement::ShowQueries,
         ["SHOW", "WORKERS"] => Statement::ShowWorkers,
         ["SHUTDOWN"] => Statement::Shutdown,
+        ["SHOW", "VIEWS"] => Statement::ShowViews,
+        ["SHOW", "RELEASES"] => Statement::ShowReleases(None),
+        ["SHOW", "RELEASES", _] => Statement::ShowReleases(Some(words(text)[2].trim_matches('"').to_string())),
+        ["DROP", "VIEW", _] => Statement::DropView(words(text)[2].trim_matches('"').to_string()),
+        ["DROP", "VIEW", "IF", "EXISTS", _] => Statement::DropView(words(text)[4].trim_matches('"').to_string()),
+        ["CREATE", ..] => create_view(text)?,
+        ["INGEST", ..] => ingest(text)?,
         ["DESCRIBE" | "DESC"] => return Err(StatementError::DescribeWithoutName),
         ["DESCRIBE" | "DESC", _] => Statement::Describe(words(text)[1].trim_matches('"').to_string()),
         [first, ..] if *first == "COPY" || first.starts_with("COPY(") => copy(text)?,
@@ -110,6 +223,26 @@ mod tests {
         assert_eq!(classify(";"), Err(StatementError::Empty));
         assert_eq!(classify("SELECT 1 FROM t;"), Ok(Statement::Query("SELECT 1 FROM t".into())));
         assert_eq!(classify("explain SELECT 1 FROM t"), Ok(Statement::Query("explain SELECT 1 FROM t".into())));
+    }
+
+    #[test]
+    fn views_and_releases_are_classified() {
+        assert_eq!(
+            classify("create materialized view v1 AS SELECT tract, COUNT(*) FROM dp02 GROUP BY tract;"),
+            Ok(Statement::CreateView {
+                name: "v1".into(),
+                query: "SELECT tract, COUNT(*) FROM dp02 GROUP BY tract".into()
+            })
+        );
+        assert!(matches!(classify("CREATE MATERIALIZED VIEW v1 SELECT 1"), Err(StatementError::Usage(_))));
+        assert_eq!(classify("DROP VIEW v1"), Ok(Statement::DropView("v1".into())));
+        assert_eq!(classify("show views"), Ok(Statement::ShowViews));
+        assert_eq!(classify("SHOW RELEASES dp02"), Ok(Statement::ShowReleases(Some("dp02".into()))));
+        assert_eq!(
+            classify("INGEST RELEASE 'DR2 ''final''' INTO dp02 FROM '/data/dr 2'"),
+            Ok(Statement::Ingest { label: "DR2 'final'".into(), catalog: "dp02".into(), path: "/data/dr 2".into() })
+        );
+        assert!(matches!(classify("INGEST RELEASE dr2 INTO dp02 FROM '/x'"), Err(StatementError::Usage(_))));
     }
 
     #[test]

@@ -1,0 +1,200 @@
+//! Planning a maintained view (`CREATE MATERIALIZED VIEW name AS SELECT …`): which catalog it
+//! reads, what kind of view it is, and the query that computes one partition's contribution.
+//!
+//! - `SELECT exprs FROM c [WHERE p]` → a row view; a partition contributes its result rows.
+//! - `SELECT keys, aggregates FROM c [WHERE p] GROUP BY keys` → a group-by view; a partition
+//!   contributes, per group, partial aggregates: `COUNT` → count; `SUM`/`AVG` → count and sum;
+//!   `STDDEV` → count, sum and sum of squares; `MIN`/`MAX` → min/max.
+
+use arrow_schema::SchemaRef;
+use sqlparser::ast::{self, FunctionArguments, GroupByExpr, SelectItem, SetExpr, Statement};
+use sqlparser::dialect::GenericDialect;
+use sqlparser::parser::Parser;
+
+use super::{PlanOptions, plan_sql};
+use crate::error::PlanError;
+use crate::plan::Plan;
+use crate::registry::CatalogSet;
+use crate::view::{OutputColumn, ViewAgg, ViewKind};
+
+/// A planned view.
+#[derive(Debug, Clone)]
+pub struct ViewPlan {
+    /// The catalog it reads (resolved name).
+    pub catalog: String,
+    /// Row or group-by view.
+    pub kind: ViewKind,
+    /// The query that computes one partition's contribution (over the catalog's name): the
+    /// group keys first, then the partial aggregates; for row views the view's own query.
+    pub contribution_sql: String,
+    /// Number of group keys at the front of a contribution row (0 for row views).
+    pub keys: usize,
+    /// The view's output schema (as the same query run from scratch returns it).
+    pub schema: SchemaRef,
+}
+
+fn unsupported(what: &str) -> PlanError {
+    PlanError::Unsupported(format!(
+        "{what} in a materialized view (supported: filters, projections, GROUP BY with COUNT/SUM/AVG/STDDEV/MIN/MAX)"
+    ))
+}
+
+/// Plans `sql` (a SELECT) as a maintained view over `catalogs`.
+pub fn plan_view(sql: &str, catalogs: &CatalogSet) -> Result<ViewPlan, PlanError> {
+    let planned = plan_sql(sql, catalogs, &PlanOptions::default())?;
+    if planned.explain {
+        return Err(PlanError::Unsupported("EXPLAIN as a view".into()));
+    }
+    let catalog = planned.plan.catalogs().first().map(|c| c.to_string()).ok_or_else(|| unsupported("no catalog"))?;
+    let schema = planned.plan.schema();
+    let mut statements = Parser::parse_sql(&GenericDialect {}, sql).map_err(|e| PlanError::Syntax(e.to_string()))?;
+    let Some(Statement::Query(query)) = statements.pop() else {
+        return Err(unsupported("a statement other than SELECT"));
+    };
+    if query.order_by.is_some() {
+        return Err(unsupported("ORDER BY"));
+    }
+    if query.limit_clause.is_some() || query.fetch.is_some() {
+        return Err(unsupported("LIMIT"));
+    }
+    let SetExpr::Select(select) = query.body.as_ref() else { return Err(unsupported("a set operation")) };
+    if select.top.is_some() {
+        return Err(unsupported("TOP"));
+    }
+    if select.distinct.is_some() {
+        return Err(unsupported("DISTINCT"));
+    }
+    if select.having.is_some() {
+        return Err(unsupported("HAVING"));
+    }
+    let group_by = match &select.group_by {
+        GroupByExpr::Expressions(exprs, _) => exprs.clone(),
+        GroupByExpr::All(_) => return Err(unsupported("GROUP BY ALL")),
+    };
+    if !contains_aggregate(&planned.plan) {
+        return Ok(ViewPlan {
+            catalog,
+            kind: ViewKind::Rows,
+            contribution_sql: sql.trim().to_string(),
+            keys: 0,
+            schema,
+        });
+    }
+    let items: Vec<(&ast::Expr, Option<&str>)> = select
+        .projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(e) => Ok((e, None)),
+            SelectItem::ExprWithAlias { expr, alias } => Ok((expr, Some(alias.value.as_str()))),
+            _ => Err(unsupported("* with GROUP BY")),
+        })
+        .collect::<Result<_, _>>()?;
+    // Group keys, with aliases and ordinals resolved to the select item they name.
+    let keys: Vec<String> = group_by
+        .iter()
+        .map(|g| match g {
+            ast::Expr::Value(v) => match &v.value {
+                ast::Value::Number(n, _) => n
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| items.get(i.wrapping_sub(1)))
+                    .map(|(e, _)| e.to_string())
+                    .ok_or_else(|| PlanError::Type(format!("GROUP BY {n} is not a select item position"))),
+                _ => Ok(g.to_string()),
+            },
+            ast::Expr::Identifier(id) => Ok(items
+                .iter()
+                .find(|(_, a)| a.is_some_and(|a| a.eq_ignore_ascii_case(&id.value)))
+                .map_or_else(|| g.to_string(), |(e, _)| e.to_string())),
+            _ => Ok(g.to_string()),
+        })
+        .collect::<Result<_, _>>()?;
+    let mut aggs = Vec::new();
+    let mut partials = Vec::new();
+    let mut output = Vec::new();
+    for (expr, _) in &items {
+        if let Some((agg, arg)) = aggregate_call(expr)? {
+            let p = partials.len();
+            let a = |i: usize| format!("__p{}", p + i);
+            match (agg, arg.as_deref()) {
+                (ViewAgg::Count, None) => partials.push(format!("COUNT(*) AS {}", a(0))),
+                (ViewAgg::Count, Some(x)) => partials.push(format!("COUNT({x}) AS {}", a(0))),
+                (ViewAgg::Sum | ViewAgg::Avg, Some(x)) => {
+                    partials.extend([format!("COUNT({x}) AS {}", a(0)), format!("SUM({x}) AS {}", a(1))])
+                }
+                (ViewAgg::Stddev, Some(x)) => partials.extend([
+                    format!("COUNT({x}) AS {}", a(0)),
+                    format!("SUM({x}) AS {}", a(1)),
+                    format!("SUM(POWER({x}, 2)) AS {}", a(2)),
+                ]),
+                (ViewAgg::Min, Some(x)) => partials.push(format!("MIN({x}) AS {}", a(0))),
+                (ViewAgg::Max, Some(x)) => partials.push(format!("MAX({x}) AS {}", a(0))),
+                (_, None) => return Err(PlanError::Type(format!("{expr} needs an argument"))),
+            }
+            output.push(OutputColumn::Agg(aggs.len()));
+            aggs.push(agg);
+        } else {
+            let text = expr.to_string();
+            let i = keys.iter().position(|k| *k == text).ok_or_else(|| {
+                PlanError::Unsupported(format!(
+                    "{text} in a materialized view is neither a GROUP BY key nor an aggregate (expressions over aggregates are not supported in views yet)"
+                ))
+            })?;
+            output.push(OutputColumn::Key(i));
+        }
+    }
+    let key_list: Vec<String> = keys.iter().enumerate().map(|(i, k)| format!("{k} AS __k{i}")).collect();
+    let select_list = key_list.into_iter().chain(partials).collect::<Vec<_>>().join(", ");
+    let from = select.from.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    let mut contribution = format!("SELECT {select_list} FROM {from}");
+    if let Some(w) = &select.selection {
+        contribution += &format!(" WHERE {w}");
+    }
+    if !keys.is_empty() {
+        contribution += &format!(" GROUP BY {}", keys.join(", "));
+    }
+    Ok(ViewPlan {
+        catalog,
+        kind: ViewKind::Aggregate { aggs, output },
+        contribution_sql: contribution,
+        keys: keys.len(),
+        schema,
+    })
+}
+
+fn contains_aggregate(plan: &Plan) -> bool {
+    match plan {
+        Plan::Aggregate { .. } => true,
+        Plan::Scan(_) | Plan::Workers => false,
+        Plan::Filter { input, .. }
+        | Plan::Project { input, .. }
+        | Plan::Sort { input, .. }
+        | Plan::Limit { input, .. } => contains_aggregate(input),
+    }
+}
+
+/// `COUNT(*)`, `COUNT(x)`, `SUM(x)`, … at the top of a select item: the aggregate and its
+/// argument's SQL text.
+fn aggregate_call(e: &ast::Expr) -> Result<Option<(ViewAgg, Option<String>)>, PlanError> {
+    let ast::Expr::Function(f) = e else { return Ok(None) };
+    let name = f.name.to_string().to_uppercase();
+    let agg = match name.as_str() {
+        "COUNT" => ViewAgg::Count,
+        "SUM" => ViewAgg::Sum,
+        "AVG" => ViewAgg::Avg,
+        "STDDEV" | "STDDEV_SAMP" => ViewAgg::Stddev,
+        "MIN" => ViewAgg::Min,
+        "MAX" => ViewAgg::Max,
+        _ => return Ok(None),
+    };
+    let FunctionArguments::List(list) = &f.args else { return Ok(Some((agg, None))) };
+    if list.duplicate_treatment.is_some() {
+        return Err(unsupported(&format!("{name}(DISTINCT …)")));
+    }
+    let arg = match list.args.as_slice() {
+        [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard)] | [] => None,
+        [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(a))] => Some(a.to_string()),
+        _ => return Err(PlanError::Type(format!("{name} takes one argument"))),
+    };
+    Ok(Some((agg, arg)))
+}

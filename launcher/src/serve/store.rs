@@ -1,0 +1,188 @@
+//! What a server keeps across statements and restarts, in its state folder:
+//!
+//! ```text
+//! <state>/catalogs/<name>/release-<n>.json   one manifest per release of each catalog
+//! <state>/views.json                          view definitions (name, SQL), in creation order
+//! <state>/views/<name>/release-<n>.parquet    each view's contents at its latest releases
+//! ```
+//!
+//! Every change is validated first and written atomically last, so a rejected `INGEST` or
+//! `CREATE MATERIALIZED VIEW` leaves catalogs, views and files as they were.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use starflow_catalogs::ParquetCatalog;
+use starflow_catalogs::release::{Manifest, scan_release, write_atomically};
+use starflow_dataflow::CatalogSet;
+use starflow_dataflow::sql::view::ViewPlan;
+use starflow_dataflow::view::{Snapshot, ViewRecord};
+
+/// One catalog: its releases and the current one, opened.
+pub struct CatalogState {
+    pub manifests: Vec<Manifest>,
+    pub current: ParquetCatalog,
+}
+
+impl CatalogState {
+    pub fn latest(&self) -> &Manifest {
+        self.manifests.last().expect("a catalog has at least one release")
+    }
+}
+
+/// A maintained view.
+pub struct View {
+    pub name: String,
+    pub sql: String,
+    pub plan: ViewPlan,
+    /// Its id in the running computation.
+    pub id: u64,
+    pub snapshot: Snapshot,
+    /// What each partition of the current release contributed (fed again with −1 when the
+    /// partition leaves).
+    pub ledger: HashMap<u64, Vec<ViewRecord>>,
+    /// The release its contents reflect.
+    pub release: u64,
+    /// Its contents as a catalog (a Parquet file in the state folder), for queries.
+    pub table: ParquetCatalog,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ViewDefinition {
+    name: String,
+    sql: String,
+}
+
+pub struct Store {
+    pub dir: PathBuf,
+    /// False when the folder is temporary (no --state-dir): nothing survives a restart.
+    pub persistent: bool,
+    pub catalogs: BTreeMap<String, CatalogState>,
+    pub views: BTreeMap<String, View>,
+}
+
+fn manifest_path(dir: &Path, catalog: &str, release: u64) -> PathBuf {
+    dir.join("catalogs").join(catalog).join(format!("release-{release}.json"))
+}
+
+impl Store {
+    /// Opens (or starts) the state folder; `specs` are the `--catalog NAME=PATH` arguments.
+    /// A catalog the folder already knows comes back at its latest release.
+    pub fn open(dir: Option<&Path>, specs: &[String]) -> Result<Self> {
+        let (dir, persistent) = match dir {
+            Some(d) => (d.to_path_buf(), true),
+            None => {
+                let d = std::env::temp_dir().join(format!("starflow-state-{}", std::process::id()));
+                let _ = std::fs::remove_dir_all(&d);
+                (d, false)
+            }
+        };
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the state folder {}", dir.display()))?;
+        let mut store = Self { dir, persistent, catalogs: BTreeMap::new(), views: BTreeMap::new() };
+        store.load_catalogs()?;
+        for spec in specs {
+            let Some((name, path)) = spec.split_once('=').filter(|(n, p)| !n.is_empty() && !p.is_empty()) else {
+                bail!("--catalog needs NAME=PATH, got \"{spec}\"");
+            };
+            if let Some(known) = store.catalogs.get(name) {
+                let latest = known.latest();
+                if latest.release > 1 || latest.root.trim_end_matches('/') != path.trim_end_matches('/') {
+                    tracing::warn!(
+                        catalog = name,
+                        release = latest.release,
+                        label = latest.label,
+                        "the state folder has this catalog already: --catalog {path} is ignored"
+                    );
+                    eprintln!(
+                        "starflow serve: {name} is at release {} ({}) in the state folder; --catalog {path} is ignored",
+                        latest.release, latest.label
+                    );
+                }
+                continue;
+            }
+            let (manifest, _, catalog) =
+                scan_release(name, path, "initial", None).with_context(|| format!("cannot open catalog \"{name}\""))?;
+            store.write_manifest(&manifest)?;
+            store.catalogs.insert(name.to_string(), CatalogState { manifests: vec![manifest], current: catalog });
+        }
+        Ok(store)
+    }
+
+    fn load_catalogs(&mut self) -> Result<()> {
+        let root = self.dir.join("catalogs");
+        let Ok(entries) = std::fs::read_dir(&root) else { return Ok(()) };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let mut manifests = Vec::new();
+            for file in std::fs::read_dir(entry.path())?.flatten() {
+                let path = file.path();
+                if path.extension().is_some_and(|e| e == "json") {
+                    let text = std::fs::read_to_string(&path)?;
+                    let m: Manifest = serde_json::from_str(&text)
+                        .with_context(|| format!("{} is not a release manifest", path.display()))?;
+                    manifests.push(m);
+                }
+            }
+            manifests.sort_by_key(|m| m.release);
+            let Some(latest) = manifests.last() else { continue };
+            let paths: Vec<PathBuf> = latest.files.iter().map(|f| latest.file_path(f)).collect();
+            let current = ParquetCatalog::open_files(&name, &paths).with_context(|| {
+                format!("cannot reopen release {} ({}) of catalog \"{name}\"", latest.release, latest.label)
+            })?;
+            self.catalogs.insert(name, CatalogState { manifests, current });
+        }
+        Ok(())
+    }
+
+    pub fn write_manifest(&self, manifest: &Manifest) -> Result<()> {
+        let path = manifest_path(&self.dir, &manifest.catalog, manifest.release);
+        write_atomically(&path, &serde_json::to_vec_pretty(manifest)?)?;
+        Ok(())
+    }
+
+    /// View definitions saved by an earlier run.
+    pub fn saved_views(&self) -> Result<Vec<(String, String)>> {
+        let path = self.dir.join("views.json");
+        if !path.exists() {
+            return Ok(vec![]);
+        }
+        let defs: Vec<ViewDefinition> = serde_json::from_str(&std::fs::read_to_string(&path)?)
+            .with_context(|| format!("{} is not a list of views", path.display()))?;
+        Ok(defs.into_iter().map(|d| (d.name, d.sql)).collect())
+    }
+
+    /// Saves the view definitions (after a CREATE or DROP).
+    pub fn save_views(&self) -> Result<()> {
+        let mut defs: Vec<(&u64, ViewDefinition)> =
+            self.views.values().map(|v| (&v.id, ViewDefinition { name: v.name.clone(), sql: v.sql.clone() })).collect();
+        defs.sort_by_key(|(id, _)| **id);
+        let defs: Vec<ViewDefinition> = defs.into_iter().map(|(_, d)| d).collect();
+        write_atomically(&self.dir.join("views.json"), &serde_json::to_vec_pretty(&defs)?)?;
+        Ok(())
+    }
+
+    /// Where a view's contents at `release` go.
+    pub fn view_file(&self, view: &str, release: u64) -> PathBuf {
+        self.dir.join("views").join(view).join(format!("release-{release}.parquet"))
+    }
+
+    /// What queries can name: every catalog at its current release, and every view.
+    pub fn catalog_set(&self) -> Arc<CatalogSet> {
+        let mut set = CatalogSet::new();
+        for c in self.catalogs.values() {
+            set.insert(c.current.clone());
+        }
+        for v in self.views.values() {
+            set.insert(v.table.clone());
+        }
+        Arc::new(set)
+    }
+
+    /// Catalog name → where its current release lives.
+    pub fn roots(&self) -> BTreeMap<String, String> {
+        self.catalogs.iter().map(|(n, c)| (n.clone(), c.latest().root.clone())).collect()
+    }
+}

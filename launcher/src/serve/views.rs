@@ -1,0 +1,241 @@
+//! Releases and maintained views on a server: `INGEST RELEASE`, `CREATE MATERIALIZED VIEW`,
+//! `DROP VIEW`. What a partition contributes to a view is computed by an ordinary query
+//! over that one partition (run by every worker, like any query); the records go to the
+//! view's differential dataflow at the release's timestamp, and are remembered so that the
+//! partition can be retracted when a later release replaces or removes it.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use arrow_array::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use starflow_catalogs::ParquetCatalog;
+use starflow_catalogs::release::{Manifest, ManifestFile, scan_release};
+use starflow_dataflow::sql::view::{ViewPlan, plan_view};
+use starflow_dataflow::view::convert::{batch_of, rows_of};
+use starflow_dataflow::view::{Row, ViewKind, ViewRecord};
+use starflow_dataflow::{CatalogSet, PlanOptions, QueryEvent, Server, Waited, plan_sql};
+
+use super::store::{CatalogState, Store, View};
+
+/// Contribution queries in flight at once.
+const IN_FLIGHT: usize = 16;
+
+/// Runs the view's contribution query over each of `files` (of `manifest`, opened as
+/// `catalog`); returns each file's records, keyed by partition id.
+fn contributions(
+    server: &Server,
+    plan: &ViewPlan,
+    manifest: &Manifest,
+    catalog: &ParquetCatalog,
+    files: &[&ManifestFile],
+) -> Result<HashMap<u64, Vec<ViewRecord>>> {
+    let root = Path::new(&manifest.root);
+    let index: HashMap<&Path, usize> =
+        catalog.files.iter().enumerate().map(|(i, f)| (f.path.strip_prefix(root).unwrap_or(&f.path), i)).collect();
+    let mut out = HashMap::new();
+    for chunk in files.chunks(IN_FLIGHT) {
+        let mut handles = Vec::new();
+        for mf in chunk {
+            let i = *index
+                .get(Path::new(&mf.path))
+                .ok_or_else(|| anyhow!("{} is in the manifest but not in the catalog", mf.path))?;
+            let mut set = CatalogSet::new();
+            set.insert(ParquetCatalog {
+                name: catalog.name.clone(),
+                files: vec![catalog.files[i].clone()],
+                schema: catalog.schema.clone(),
+            });
+            let planned = plan_sql(&plan.contribution_sql, &set, &PlanOptions::default())?;
+            handles.push((mf.partition, &mf.path, server.submit(planned.plan, &set)));
+        }
+        for (partition, path, handle) in handles {
+            let mut records = Vec::new();
+            loop {
+                match handle.wait_event(Duration::from_secs(3600)) {
+                    Waited::Event(QueryEvent::Batch(b)) => records.extend(to_records(&b, plan, partition)?),
+                    Waited::Event(QueryEvent::Done(result)) => {
+                        result.with_context(|| format!("reading {path} for the view"))?;
+                        break;
+                    }
+                    Waited::Timeout => {}
+                    Waited::Closed => bail!("the server's workers stopped"),
+                }
+            }
+            out.insert(partition, records);
+        }
+    }
+    Ok(out)
+}
+
+fn to_records(batch: &RecordBatch, plan: &ViewPlan, partition: u64) -> Result<Vec<ViewRecord>> {
+    Ok(rows_of(batch)?
+        .into_iter()
+        .map(|mut row| match plan.kind {
+            ViewKind::Rows => (row, (partition, Row::new())),
+            ViewKind::Aggregate { .. } => {
+                let partials = row.split_off(plan.keys);
+                (row, (partition, partials))
+            }
+        })
+        .collect())
+}
+
+/// Writes a view's contents at `release` and opens them as a catalog named after the view.
+fn write_table(
+    store: &Store,
+    view: &str,
+    plan: &ViewPlan,
+    snapshot: &starflow_dataflow::view::Snapshot,
+    release: u64,
+) -> Result<ParquetCatalog> {
+    let path = store.view_file(view, release);
+    std::fs::create_dir_all(path.parent().expect("view folder"))?;
+    let tmp = path.with_extension("parquet.tmp");
+    let file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let mut writer = ArrowWriter::try_new(file, plan.schema.clone(), None)?;
+    {
+        let snap = snapshot.lock().expect("view snapshot lock");
+        let rows: Vec<&Row> = snap.iter().flat_map(|(row, n)| std::iter::repeat_n(row, (*n).max(0) as usize)).collect();
+        for chunk in rows.chunks(65_536) {
+            writer.write(&batch_of(chunk, &plan.schema)?)?;
+        }
+    }
+    writer.close()?;
+    std::fs::rename(&tmp, &path)?;
+    // Keep the previous release's file (a query may still read it); drop older ones.
+    if release >= 2 {
+        let _ = std::fs::remove_file(store.view_file(view, release - 2));
+    }
+    Ok(ParquetCatalog::open(view, &path.to_string_lossy())?)
+}
+
+/// Waits until the view reflects its update.
+fn wait(done: std::sync::mpsc::Receiver<()>) -> Result<()> {
+    done.recv().map_err(|_| anyhow!("the server's workers stopped before the view was updated"))
+}
+
+/// `CREATE MATERIALIZED VIEW name AS sql`: starts from the catalog's current release.
+pub fn create_view(store: &mut Store, server: &Server, name: &str, sql: &str) -> Result<String> {
+    let started = Instant::now();
+    if store.views.contains_key(name) || store.catalogs.contains_key(name) {
+        bail!("\"{name}\" is already a catalog or a view");
+    }
+    let plan = plan_view(sql, &store.catalog_set())?;
+    let Some(cs) = store.catalogs.get(&plan.catalog) else {
+        bail!("views read catalogs, and \"{}\" is a view", plan.catalog);
+    };
+    let manifest = cs.latest();
+    let files: Vec<&ManifestFile> = manifest.files.iter().collect();
+    let ledger = contributions(server, &plan, manifest, &cs.current, &files)?;
+    let release = manifest.release;
+    let (id, snapshot) = server.create_view(name, plan.kind.clone(), release);
+    let records: Vec<(ViewRecord, isize)> = ledger.values().flatten().map(|r| (r.clone(), 1)).collect();
+    wait(server.update_view(id, release, records))?;
+    let table = write_table(store, name, &plan, &snapshot, release)?;
+    let rows = table.num_rows();
+    let catalog = plan.catalog.clone();
+    store.views.insert(
+        name.to_string(),
+        View { name: name.to_string(), sql: sql.to_string(), plan, id, snapshot, ledger, release, table },
+    );
+    if let Err(e) = store.save_views() {
+        let view = store.views.remove(name).expect("just inserted");
+        server.drop_view(view.id);
+        return Err(e);
+    }
+    Ok(format!(
+        "created view {name} over {catalog} at release {release}: {rows} rows ({:.3} s)",
+        started.elapsed().as_secs_f64()
+    ))
+}
+
+/// `DROP VIEW name`.
+pub fn drop_view(store: &mut Store, server: &Server, name: &str) -> Result<String> {
+    let view = store.views.remove(name).ok_or_else(|| anyhow!("no view named \"{name}\""))?;
+    server.drop_view(view.id);
+    store.save_views()?;
+    let _ = std::fs::remove_dir_all(store.dir.join("views").join(name));
+    Ok(format!("dropped view {name}"))
+}
+
+/// What an ingest changed.
+pub struct IngestSummary {
+    pub release: u64,
+    pub label: String,
+    pub added: (usize, u64),
+    pub replaced: (usize, u64, u64),
+    pub removed: (usize, u64),
+    pub unchanged: usize,
+    pub views: Vec<String>,
+    pub seconds: f64,
+}
+
+/// `INGEST RELEASE 'label' INTO catalog FROM 'path'`: validates the new release, updates
+/// every view over the catalog with the delta, then records the release.
+pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, path: &str) -> Result<IngestSummary> {
+    let started = Instant::now();
+    let cs = store.catalogs.get(catalog).ok_or_else(|| {
+        anyhow!(
+            "no catalog named \"{catalog}\" (catalogs: {})",
+            store.catalogs.keys().cloned().collect::<Vec<_>>().join(", ")
+        )
+    })?;
+    if let Some(m) = cs.manifests.iter().find(|m| m.label == label) {
+        bail!("catalog {catalog} already has a release labelled \"{label}\" (release {})", m.release);
+    }
+    let previous = (cs.latest().clone(), cs.current.clone());
+    let (manifest, delta, new_catalog) = scan_release(catalog, path, label, Some(&previous)).with_context(|| {
+        format!("release \"{label}\" of {catalog} rejected; {catalog} stays at release {}", previous.0.release)
+    })?;
+    let entering: Vec<&ManifestFile> = delta.entering().collect();
+    let leaving: Vec<u64> = delta.leaving().map(|f| f.partition).collect();
+    // Compute every view's delta before changing anything.
+    let mut updates = Vec::new();
+    for view in store.views.values().filter(|v| v.plan.catalog == catalog) {
+        let added = contributions(server, &view.plan, &manifest, &new_catalog, &entering)
+            .with_context(|| format!("release \"{label}\" of {catalog} rejected while updating view {}", view.name))?;
+        let mut records: Vec<(ViewRecord, isize)> = Vec::new();
+        for p in &leaving {
+            records.extend(view.ledger.get(p).into_iter().flatten().map(|r| (r.clone(), -1)));
+        }
+        records.extend(added.values().flatten().map(|r| (r.clone(), 1)));
+        updates.push((view.name.clone(), added, records));
+    }
+    let mut names = Vec::new();
+    for (name, added, records) in updates {
+        let view = store.views.get(&name).expect("view");
+        wait(server.update_view(view.id, manifest.release, records))?;
+        let table = write_table(store, &name, &view.plan, &view.snapshot, manifest.release)?;
+        let view = store.views.get_mut(&name).expect("view");
+        for p in &leaving {
+            view.ledger.remove(p);
+        }
+        view.ledger.extend(added);
+        view.release = manifest.release;
+        view.table = table;
+        names.push(name);
+    }
+    store.write_manifest(&manifest)?;
+    let rows = |files: &mut dyn Iterator<Item = &ManifestFile>| files.map(|f| f.rows).sum::<u64>();
+    let summary = IngestSummary {
+        release: manifest.release,
+        label: label.to_string(),
+        added: (delta.added.len(), rows(&mut delta.added.iter())),
+        replaced: (
+            delta.replaced.len(),
+            rows(&mut delta.replaced.iter().map(|(o, _)| o)),
+            rows(&mut delta.replaced.iter().map(|(_, n)| n)),
+        ),
+        removed: (delta.removed.len(), rows(&mut delta.removed.iter())),
+        unchanged: delta.unchanged,
+        views: names,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    let cs: &mut CatalogState = store.catalogs.get_mut(catalog).expect("catalog");
+    cs.manifests.push(manifest);
+    cs.current = new_catalog;
+    Ok(summary)
+}
