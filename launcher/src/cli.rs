@@ -172,8 +172,9 @@ pub struct QueryArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// A catalog: NAME=PATH, where PATH is a Parquet file, a folder or a glob. Repeatable.
-    #[arg(long = "catalog", value_name = "NAME=PATH", required = true)]
+    /// A catalog: NAME=PATH, where PATH is a Parquet file, a folder or a glob. Repeatable
+    /// (optional with a --state-dir that already has catalogs).
+    #[arg(long = "catalog", value_name = "NAME=PATH")]
     pub catalogs: Vec<String>,
     /// Where to write the connection file (default: ~/.starflow/<job id>.json).
     #[arg(long, value_name = "FILE")]

@@ -55,6 +55,10 @@ fn runtime_arithmetic_errors_are_reported() {
     // Integer division by zero (`%`) and Int64 overflow fail the query cleanly.
     starflow_query(&[], "SELECT tract % 0 FROM dp02").clean_error(&[]);
     starflow_query(&[], "SELECT objectId * objectId FROM dp02").clean_error(&["overflow"]);
+    // An integer SUM never wraps: it fails, naming the aggregate (here on 1, 2 and 4 workers).
+    for w in ["1", "2", "4"] {
+        starflow_query(&["--workers", w], "SELECT SUM(objectId) FROM dp02").clean_error(&["SUM(objectId) overflows"]);
+    }
 }
 
 #[test]

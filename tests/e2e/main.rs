@@ -12,6 +12,7 @@ mod golden;
 mod locations;
 mod processes;
 mod pruning;
+mod releases;
 mod scan;
 mod serve;
 mod server;

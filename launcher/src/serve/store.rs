@@ -108,6 +108,9 @@ impl Store {
             store.write_manifest(&manifest)?;
             store.catalogs.insert(name.to_string(), CatalogState { manifests: vec![manifest], current: catalog });
         }
+        if store.catalogs.is_empty() {
+            bail!("no catalogs: give --catalog NAME=PATH (or a --state-dir that has some)");
+        }
         Ok(store)
     }
 

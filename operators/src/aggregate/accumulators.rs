@@ -149,7 +149,7 @@ impl Accumulators {
                 }
                 t if t.is_integer() => {
                     let v = cast(&values, &DataType::Int64)?;
-                    update_int(call.func, s, ids, v.as_primitive::<Int64Type>());
+                    update_int(call, s, ids, v.as_primitive::<Int64Type>())?;
                 }
                 _ => {
                     for (i, &g) in ids.iter().enumerate() {
@@ -231,7 +231,7 @@ impl Accumulators {
     }
 
     /// Merges partial-state columns (starting at column `first`) into the states.
-    pub fn merge(&mut self, partial: &RecordBatch, first: usize, ids: &[u32]) {
+    pub fn merge(&mut self, partial: &RecordBatch, first: usize, ids: &[u32]) -> Result<(), ArrowError> {
         for (k, (call, s)) in self.calls.iter().zip(&mut self.states).enumerate() {
             let col = |j: usize| partial.column(first + k * STATE_COLUMNS + j);
             let count = col(0).as_primitive::<Int64Type>().values().clone();
@@ -244,7 +244,9 @@ impl Accumulators {
                     continue;
                 }
                 match call.func {
-                    AggFunc::Sum if integer(call) => s.i1[g] = s.i1[g].wrapping_add(i1[i]),
+                    AggFunc::Sum if integer(call) => {
+                        s.i1[g] = s.i1[g].checked_add(i1[i]).ok_or_else(|| sum_overflow(call))?
+                    }
                     AggFunc::Min if integer(call) => s.i1[g] = s.i1[g].min(i1[i]),
                     AggFunc::Max if integer(call) => s.i1[g] = s.i1[g].max(i1[i]),
                     AggFunc::Sum | AggFunc::Avg => s.f1[g] += f1[i],
@@ -262,6 +264,7 @@ impl Accumulators {
                 s.count[g] += n;
             }
         }
+        Ok(())
     }
 
     /// Final values of every aggregate for groups `0..groups`.
@@ -332,21 +335,33 @@ where
     }
 }
 
-/// Folds integer values, skipping NULL.
-fn update_int(func: AggFunc, s: &mut State, ids: &[u32], values: &PrimitiveArray<Int64Type>) {
+/// Folds integer values, skipping NULL. An integer SUM that leaves the 64-bit range is an
+/// error, never a wrapped result.
+fn update_int(
+    call: &AggCall,
+    s: &mut State,
+    ids: &[u32],
+    values: &PrimitiveArray<Int64Type>,
+) -> Result<(), ArrowError> {
     for (i, &g) in ids.iter().enumerate() {
         if values.is_null(i) {
             continue;
         }
         let (g, x) = (g as usize, values.value(i));
         s.count[g] += 1;
-        match func {
-            AggFunc::Sum => s.i1[g] = s.i1[g].wrapping_add(x),
+        match call.func {
+            AggFunc::Sum => s.i1[g] = s.i1[g].checked_add(x).ok_or_else(|| sum_overflow(call))?,
             AggFunc::Min => s.i1[g] = s.i1[g].min(x),
             AggFunc::Max => s.i1[g] = s.i1[g].max(x),
             _ => {}
         }
     }
+    Ok(())
+}
+
+fn sum_overflow(call: &AggCall) -> ArrowError {
+    let arg = call.arg.as_ref().map_or_else(String::new, ToString::to_string);
+    ArrowError::ArithmeticOverflow(format!("SUM({arg}) overflows a 64-bit integer"))
 }
 
 impl Moments {

@@ -47,8 +47,7 @@ impl Phase {
     fn merge(&mut self, keys: usize, batch: &RecordBatch) -> Result<(), ArrowError> {
         self.table.group_ids(&batch.columns()[..keys], batch.num_rows(), &mut self.ids)?;
         self.accs.resize(self.table.len());
-        self.accs.merge(batch, keys, &self.ids);
-        Ok(())
+        self.accs.merge(batch, keys, &self.ids)
     }
 
     /// Partial-state batches, one per target worker that owns any group.

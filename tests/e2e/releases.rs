@@ -1,0 +1,225 @@
+//! Releases and maintained views (the oracle): after each of a sequence of releases —
+//! reprocessed, added and removed tracts, a whole group removed and re-added, a file
+//! replaced in place — every view equals the same query run from scratch with
+//! `starflow query` on that release; undoing a release restores every view bit for bit;
+//! 1 worker, 3 workers and 2 processes agree; rejected ingests change nothing; a restart
+//! with the state folder comes back with the same releases and views.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use starflow_catalogs::dp02::{Dp02Options, generate_dp02};
+use starflow_catalogs::dp02_release::{ReleaseOptions, generate_release};
+use starflow_e2e::{Scratch, ServeProcess, starflow};
+
+const VIEWS: &[(&str, &str)] = &[
+    (
+        "per_tract",
+        "SELECT tract, COUNT(*) AS n, AVG(mag_i) AS mean_i, STDDEV(mag_r) AS sd_r, MIN(mag_g) AS lo, MAX(mag_g) AS hi, SUM(patch) AS sp FROM dp02 WHERE mag_i < 26 GROUP BY tract",
+    ),
+    (
+        "cone_cells",
+        "SELECT tract, patch, detect_isPrimary, COUNT(mag_z) AS nz, SUM(mag_z) AS sz FROM dp02 WHERE CONTAINS(POINT(coord_ra, coord_dec), CIRCLE(62, -37, 2)) = 1 GROUP BY tract, patch, detect_isPrimary",
+    ),
+    ("bright", "SELECT objectId, coord_ra, mag_r FROM dp02 WHERE mag_r < 21"),
+    ("totals", "SELECT COUNT(*) AS n, MAX(mag_i) AS top, SUM(tract) AS ts FROM dp02"),
+];
+
+/// The releases, made once per test process: r1 (base), r2 and r3 (generated next releases),
+/// r4 = r3 without one tract.
+struct Releases {
+    _scratch: Scratch,
+    dirs: Vec<PathBuf>,
+}
+
+fn releases() -> Releases {
+    let scratch = Scratch::new("releases");
+    let r1 = scratch.join("r1");
+    generate_dp02(&r1, &Dp02Options { files: 6, rows: 6_000, seed: 21, row_group_rows: 500 }).unwrap();
+    let r2 = scratch.join("r2");
+    let opts = ReleaseOptions { seed: 2, replace_frac: 0.34, add_frac: 0.34, remove_frac: 0.17 };
+    generate_release(&r1, &r2, &opts).unwrap();
+    let r3 = scratch.join("r3");
+    generate_release(&r2, &r3, &ReleaseOptions { seed: 3, replace_frac: 0.3, add_frac: 0.2, remove_frac: 0.2 })
+        .unwrap();
+    let r4 = scratch.join("r4");
+    std::fs::create_dir_all(&r4).unwrap();
+    let mut files: Vec<_> = std::fs::read_dir(&r3).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    for f in &files[1..] {
+        std::fs::hard_link(f, r4.join(f.file_name().unwrap())).unwrap();
+    }
+    Releases { _scratch: scratch, dirs: vec![r1, r2, r3, r4] }
+}
+
+/// Compares CSV results: same header, same rows in any order, floats within 1e-9 relative.
+fn same_result(got: &str, want: &str) -> Result<(), String> {
+    let split = |t: &str| -> (String, Vec<Vec<String>>) {
+        let mut lines = t.lines();
+        let header = lines.next().unwrap_or_default().to_string();
+        let mut rows: Vec<Vec<String>> = lines.map(|l| l.split(',').map(str::to_string).collect()).collect();
+        rows.sort();
+        (header, rows)
+    };
+    let ((gh, g), (wh, w)) = (split(got), split(want));
+    if gh != wh || g.len() != w.len() {
+        return Err(format!("header or row count differs:\n{gh} ({} rows)\n{wh} ({} rows)", g.len(), w.len()));
+    }
+    for (a, b) in g.iter().zip(&w) {
+        let close = a.len() == b.len()
+            && a.iter().zip(b).all(|(x, y)| {
+                x == y
+                    || matches!((x.parse::<f64>(), y.parse::<f64>()), (Ok(p), Ok(q)) if (p - q).abs() <= 1e-9 * p.abs().max(q.abs()).max(1.0))
+            });
+        if !close {
+            return Err(format!("row differs:\n got {a:?}\nwant {b:?}"));
+        }
+    }
+    Ok(())
+}
+
+fn view_csv(server: &ServeProcess, view: &str) -> String {
+    server.sql(&format!("SELECT * FROM {view}")).ok().to_string()
+}
+
+/// Every view equals its query run from scratch on `dir`.
+fn check_views(server: &ServeProcess, dir: &Path, when: &str) {
+    crate::check_all(when, VIEWS, |(name, sql)| {
+        let want = starflow(&["query", "--catalog", &format!("dp02={}", dir.display()), "--format", "csv", sql]);
+        same_result(&view_csv(server, name), want.ok()).map_err(|e| format!("{when}, view {name}: {e}"))
+    });
+}
+
+fn ingest(server: &ServeProcess, label: &str, dir: &Path) -> String {
+    let out = starflow(&[
+        "ingest",
+        "--connect",
+        server.conn.to_str().unwrap(),
+        "--catalog",
+        "dp02",
+        "--release",
+        label,
+        dir.to_str().unwrap(),
+    ]);
+    out.ok().to_string()
+}
+
+fn snapshot(server: &ServeProcess) -> Vec<String> {
+    VIEWS.iter().map(|(name, _)| view_csv(server, name)).collect()
+}
+
+fn run_sequence(extra: &[&str], releases: &Releases, state: &Path) -> (ServeProcess, Vec<String>) {
+    let d = &releases.dirs;
+    let catalog = format!("dp02={}", d[0].display());
+    let mut args = vec!["--catalog", &catalog, "--state-dir", state.to_str().unwrap()];
+    args.extend(extra);
+    let server = ServeProcess::start(&args);
+    for (name, sql) in VIEWS {
+        let out = server.repl(&["-c", &format!("CREATE MATERIALIZED VIEW {name} AS {sql}")]);
+        assert!(out.ok().contains(&format!("created view {name}")), "{}", out.stdout);
+    }
+    check_views(&server, &d[0], &format!("{extra:?} release 1"));
+    let summary = ingest(&server, "r2", &d[1]);
+    assert!(summary.contains("release 2 \"r2\" of dp02"), "{summary}");
+    assert!(summary.contains("views updated: bright, cone_cells, per_tract, totals"), "{summary}");
+    check_views(&server, &d[1], &format!("{extra:?} release 2"));
+    ingest(&server, "r3", &d[2]);
+    check_views(&server, &d[2], &format!("{extra:?} release 3"));
+    let at_r3 = snapshot(&server);
+    // A tract (a whole group of per_tract) removed, then re-added: back to r3 bit for bit.
+    let summary = ingest(&server, "r4", &d[3]);
+    assert!(summary.contains("0 files added, 0 replaced, 1 removed"), "{summary}");
+    check_views(&server, &d[3], &format!("{extra:?} release 4"));
+    ingest(&server, "r5 = r3 again", &d[2]);
+    assert_eq!(snapshot(&server), at_r3, "{extra:?}: undoing a release restores every view exactly");
+    (server, at_r3)
+}
+
+#[test]
+fn views_follow_releases_on_one_and_several_workers_and_processes() {
+    let releases = releases();
+    for extra in [&["--workers", "1"][..], &["--workers", "3"], &["--processes", "2", "--workers", "1"]] {
+        let state = Scratch::new("state");
+        let (server, _) = run_sequence(extra, &releases, state.path());
+        drop(server);
+    }
+}
+
+#[test]
+fn a_file_replaced_in_place_is_a_replaced_partition() {
+    let releases = releases();
+    let state = Scratch::new("state");
+    let (server, _) = run_sequence(&["--workers", "2"], &releases, state.path());
+    // Rewrite one file of r3's folder in place with r1's version of that tract (unlink first:
+    // the files are hard links shared with other releases).
+    let d = &releases.dirs;
+    let name = std::fs::read_dir(&d[2])
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .find(|n| d[0].join(n).exists() && std::fs::read(d[0].join(n)).unwrap() != std::fs::read(d[2].join(n)).unwrap())
+        .expect("a tract of r3 that differs from r1");
+    std::fs::remove_file(d[2].join(&name)).unwrap();
+    std::fs::copy(d[0].join(&name), d[2].join(&name)).unwrap();
+    let summary = ingest(&server, "r6", &d[2]);
+    assert!(summary.contains("0 files added, 1 replaced, 0 removed"), "{summary}");
+    check_views(&server, &d[2], "release 6 (a file replaced in place)");
+}
+
+#[test]
+fn rejected_ingests_change_nothing_and_a_restart_comes_back() {
+    let releases = releases();
+    let state = Scratch::new("state");
+    let (server, at_r3) = run_sequence(&["--workers", "2"], &releases, state.path());
+    let manifests = |dir: &Path| {
+        let mut m: Vec<_> =
+            std::fs::read_dir(dir.join("catalogs").join("dp02")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        m.sort();
+        m
+    };
+    let before = (manifests(state.path()), server.sql("SHOW RELEASES").ok().to_string());
+    let bad = Scratch::new("bad");
+    // A column changes type.
+    let schema_dir = bad.join("schema");
+    std::fs::create_dir_all(&schema_dir).unwrap();
+    let batch = arrow_array::RecordBatch::try_from_iter([(
+        "objectId",
+        std::sync::Arc::new(arrow_array::StringArray::from(vec!["a"])) as arrow_array::ArrayRef,
+    )])
+    .unwrap();
+    starflow_e2e::write_parquet(&schema_dir.join("t.parquet"), &batch);
+    // An unreadable file among good ones.
+    let broken_dir = bad.join("broken");
+    std::fs::create_dir_all(&broken_dir).unwrap();
+    for e in std::fs::read_dir(&releases.dirs[1]).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, broken_dir.join(p.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(broken_dir.join("tract_9999.parquet"), b"not parquet at all").unwrap();
+    let conn = server.conn.to_str().unwrap().to_string();
+    let attempts = [
+        ("schema", schema_dir.clone(), vec!["rejected", "dp02 stays at release 5", "objectId"]),
+        ("broken", broken_dir.clone(), vec!["rejected", "tract_9999.parquet"]),
+        ("r2", releases.dirs[1].clone(), vec!["already has a release labelled \"r2\""]),
+    ];
+    for (label, dir, needles) in attempts {
+        let out =
+            starflow(&["ingest", "--connect", &conn, "--catalog", "dp02", "--release", label, dir.to_str().unwrap()]);
+        out.clean_error(&needles);
+        assert_eq!(snapshot(&server), at_r3, "views unchanged after the rejected ingest {label}");
+        assert_eq!(
+            (manifests(state.path()), server.sql("SHOW RELEASES").ok().to_string()),
+            before,
+            "releases unchanged"
+        );
+    }
+    // Restart with the state folder alone.
+    let mut server = server;
+    server.repl(&["-c", "SHUTDOWN"]).ok();
+    assert!(server.wait_exit(Duration::from_secs(30)).expect("stops").success());
+    let again = ServeProcess::start(&["--state-dir", state.path().to_str().unwrap(), "--workers", "2"]);
+    assert_eq!(again.sql("SHOW RELEASES").ok(), before.1, "the same releases after a restart");
+    assert_eq!(snapshot(&again), at_r3, "the same views after a restart");
+    check_views(&again, &releases.dirs[2], "after a restart");
+    let views = again.sql("SHOW VIEWS").ok().to_string();
+    assert_eq!(views.lines().count(), VIEWS.len() + 1, "{views}");
+}
