@@ -28,6 +28,9 @@ pub struct ManifestFile {
     pub size: u64,
     /// Modification time, nanoseconds since the epoch (for reusing checksums).
     pub mtime_ns: u64,
+    /// Device and inode of the file (a hard link into a new release folder is the same file).
+    #[serde(default)]
+    pub file_id: (u64, u64),
     /// Rows.
     pub rows: u64,
     /// Fingerprint of the file's Arrow schema.
@@ -138,28 +141,56 @@ pub fn scan_release(
     label: &str,
     previous: Option<&(Manifest, ParquetCatalog)>,
 ) -> Result<(Manifest, ReleaseDelta, ParquetCatalog)> {
-    let catalog = ParquetCatalog::open(name, root)?;
+    let paths = crate::parquet::resolve_paths(root)?;
+    let base = PathBuf::from(root);
+    let base_dir = if base.is_dir() { base.clone() } else { base.parent().map(Path::to_path_buf).unwrap_or_default() };
+    // Checksums (and footers) are reused for the same file (device, inode: also through a
+    // hard link in a new folder) or the same path in the same folder, with unchanged size and
+    // modification time; only the other files are read.
+    let previous_manifest = previous.map(|(m, _)| m);
+    let same_root = previous_manifest.is_some_and(|m| Path::new(&m.root) == base_dir);
+    let stat_by_path: HashMap<(&str, u64, u64), usize> = previous_manifest
+        .filter(|_| same_root)
+        .map(|m| m.files.iter().enumerate().map(|(i, f)| ((f.path.as_str(), f.size, f.mtime_ns), i)).collect())
+        .unwrap_or_default();
+    let by_inode: HashMap<((u64, u64), u64, u64), usize> = previous_manifest
+        .map(|m| {
+            m.files.iter().enumerate().filter(|(_, f)| f.file_id != (0, 0)).map(|(i, f)| ((f.file_id, f.size, f.mtime_ns), i)).collect()
+        })
+        .unwrap_or_default();
+    struct Stat {
+        relative: String,
+        size: u64,
+        mtime_ns: u64,
+        file_id: (u64, u64),
+        cached: Option<usize>,
+    }
+    let mut stats = Vec::with_capacity(paths.len());
+    for path in &paths {
+        let relative = path.strip_prefix(&base_dir).unwrap_or(path).to_string_lossy().into_owned();
+        let meta = fs::metadata(path).map_err(|source| CatalogError::Io { path: path.clone(), source })?;
+        let mtime_ns =
+            meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos() as u64);
+        let file_id = {
+            use std::os::unix::fs::MetadataExt;
+            (meta.dev(), meta.ino())
+        };
+        let cached = by_inode
+            .get(&(file_id, meta.len(), mtime_ns))
+            .or_else(|| stat_by_path.get(&(relative.as_str(), meta.len(), mtime_ns)))
+            .copied();
+        stats.push(Stat { relative, size: meta.len(), mtime_ns, file_id, cached });
+    }
+    let catalog = open_reusing(name, &paths, &stats.iter().map(|s| s.cached).collect::<Vec<_>>(), previous)?;
     if let Some((_, before)) = previous {
         check_schema(before, &catalog, root)?;
     }
-    let base = PathBuf::from(root);
-    let base_dir = if base.is_dir() { base.clone() } else { base.parent().map(Path::to_path_buf).unwrap_or_default() };
-    let stat_cache: HashMap<(&str, u64, u64), &ManifestFile> = previous
-        .map(|(m, _)| m.files.iter().map(|f| ((f.path.as_str(), f.size, f.mtime_ns), f)).collect())
-        .unwrap_or_default();
-    let previous_manifest = previous.map(|(m, _)| m);
-    let same_root = previous_manifest.is_some_and(|m| Path::new(&m.root) == base_dir);
     let mut next_partition = previous_manifest.map_or(1, |m| m.next_partition);
     let mut files = Vec::with_capacity(catalog.files.len());
-    for file in &catalog.files {
-        let relative = file.path.strip_prefix(&base_dir).unwrap_or(&file.path).to_string_lossy().into_owned();
-        let meta = fs::metadata(&file.path).map_err(|source| CatalogError::Io { path: file.path.clone(), source })?;
-        let mtime_ns =
-            meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos() as u64);
-        let cached = stat_cache.get(&(relative.as_str(), meta.len(), mtime_ns)).filter(|_| same_root);
-        let checksum = match cached {
-            Some(f) => f.checksum.clone(),
-            None => checksum_file(&file.path)?,
+    for (file, stat) in catalog.files.iter().zip(stats) {
+        let checksum = match (stat.cached, previous_manifest) {
+            (Some(i), Some(m)) => m.files[i].checksum.clone(),
+            _ => checksum_file(&file.path)?,
         };
         let schema_text: Vec<String> = file
             .columns
@@ -169,9 +200,10 @@ pub fn scan_release(
             .map(|(_, f)| format!("{}:{}", f.name(), f.data_type()))
             .collect();
         files.push(ManifestFile {
-            path: relative,
-            size: meta.len(),
-            mtime_ns,
+            path: stat.relative,
+            size: stat.size,
+            mtime_ns: stat.mtime_ns,
+            file_id: stat.file_id,
             rows: file.num_rows,
             schema: fingerprint(&schema_text.join(",")),
             checksum,
@@ -221,6 +253,39 @@ pub fn scan_release(
         next_partition,
     };
     Ok((manifest, delta, catalog))
+}
+
+/// Opens the catalog of `paths`, reading footers only of files not `cached` (an index into
+/// the previous release's files): when the new files agree with the previous schema, the
+/// previous entries are reused; otherwise every footer is read again.
+fn open_reusing(
+    name: &str,
+    paths: &[PathBuf],
+    cached: &[Option<usize>],
+    previous: Option<&(Manifest, ParquetCatalog)>,
+) -> Result<ParquetCatalog> {
+    let Some((_, before)) = previous.filter(|_| cached.iter().any(Option::is_some)) else {
+        return ParquetCatalog::open_files(name, paths);
+    };
+    let fresh: Vec<PathBuf> = paths.iter().zip(cached).filter(|(_, c)| c.is_none()).map(|(p, _)| p.clone()).collect();
+    let opened = if fresh.is_empty() { None } else { Some(ParquetCatalog::open_files(name, &fresh)?) };
+    if opened.as_ref().is_some_and(|o| o.schema.fields() != before.schema.fields()) {
+        return ParquetCatalog::open_files(name, paths);
+    }
+    let mut fresh_files = opened.map(|o| o.files).unwrap_or_default().into_iter();
+    let files = paths
+        .iter()
+        .zip(cached)
+        .map(|(path, c)| match c {
+            Some(i) => {
+                let mut f = before.files[*i].clone();
+                f.path = path.clone();
+                f
+            }
+            None => fresh_files.next().expect("one opened file per fresh path"),
+        })
+        .collect();
+    Ok(ParquetCatalog { name: name.to_string(), files, schema: before.schema.clone() })
 }
 
 /// Every column of the previous release must still be there with the same type.

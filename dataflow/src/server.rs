@@ -99,6 +99,21 @@ pub struct Server {
     live_workers: Arc<AtomicUsize>,
     /// Contents of each view, kept by worker 0.
     snapshots: Arc<Mutex<HashMap<u64, Snapshot>>>,
+    /// The thread of this process's first worker, woken when a request arrives.
+    waker: Waker,
+}
+
+/// Wakes the worker that reads the control channel (it parks between steps).
+#[derive(Clone, Default)]
+struct Waker(Arc<Mutex<Option<std::thread::Thread>>>);
+
+impl Waker {
+    fn send(&self, control: &mpsc::Sender<Control>, request: Control) {
+        let _ = control.send(request);
+        if let Some(t) = self.0.lock().expect("waker lock").as_ref() {
+            t.unpark();
+        }
+    }
 }
 
 /// One submitted query: its events, its progress, and a way to cancel it.
@@ -204,6 +219,8 @@ impl Server {
         let snapshots: Arc<Mutex<HashMap<u64, Snapshot>>> = Arc::default();
         let (server_queries, server_bytes, server_live) = (queries.clone(), bytes_sent.clone(), live_workers.clone());
         let server_snapshots = snapshots.clone();
+        let waker = Waker::default();
+        let worker_waker = waker.clone();
         crate::system::process_started();
         let guards = timely::execute::execute_from(builders, others, WorkerConfig::default(), move |worker| {
             // The first worker of each process takes the control channel: on process 0 (whose
@@ -211,6 +228,9 @@ impl Server {
             // requests, on the others only a shutdown (SIGTERM).
             let control =
                 if worker.index() % threads == 0 { receiver.lock().expect("control lock").take() } else { None };
+            if control.is_some() {
+                *worker_waker.0.lock().expect("waker lock") = Some(std::thread::current());
+            }
             let mut sequencer: Sequencer<Command> = Sequencer::new(worker, Instant::now());
             let mut clients: HashMap<u64, mpsc::Sender<QueryEvent>> = HashMap::new();
             let mut running: HashMap<u64, Running> = HashMap::new();
@@ -354,6 +374,7 @@ impl Server {
             bytes_sent: server_bytes,
             live_workers: server_live,
             snapshots: server_snapshots,
+            waker,
         })
     }
 
@@ -365,7 +386,7 @@ impl Server {
         let metrics = shared.metrics.clone();
         self.queries.lock().expect("queries lock").insert(id, shared);
         let (events, receiver) = mpsc::channel();
-        let _ = self.control.send(Control::Run { id, plan, catalogs, events });
+        self.waker.send(&self.control, Control::Run { id, plan, catalogs, events });
         QueryHandle { id, events: receiver, control: self.control.clone(), metrics }
     }
 
@@ -375,7 +396,7 @@ impl Server {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let snapshot = Snapshot::default();
         self.snapshots.lock().expect("snapshots lock").insert(id, snapshot.clone());
-        let _ = self.control.send(Control::CreateView { id, name: format!("View {name}"), kind, start });
+        self.waker.send(&self.control, Control::CreateView { id, name: format!("View {name}"), kind, start });
         (id, snapshot)
     }
 
@@ -383,19 +404,19 @@ impl Server {
     /// a message once the view's contents reflect it.
     pub fn update_view(&self, id: u64, time: u64, records: Vec<(ViewRecord, isize)>) -> mpsc::Receiver<()> {
         let (done, receiver) = mpsc::channel();
-        let _ = self.control.send(Control::UpdateView { id, time, records, done });
+        self.waker.send(&self.control, Control::UpdateView { id, time, records, done });
         receiver
     }
 
     /// Removes view `id` from every worker.
     pub fn drop_view(&self, id: u64) {
-        let _ = self.control.send(Control::DropView { id });
+        self.waker.send(&self.control, Control::DropView { id });
     }
 
     /// Asks every process to stop (sequenced like a query): running queries end with
     /// [`RunError::ShuttingDown`], then the workers leave. Does not wait; see [`Server::join`].
     pub fn request_shutdown(&self) {
-        let _ = self.control.send(Control::Shutdown);
+        self.waker.send(&self.control, Control::Shutdown);
     }
 
     /// True once every worker of this process has left (after a shutdown from any process).
@@ -405,7 +426,7 @@ impl Server {
 
     /// Stops accepting work, lets running queries finish, and waits for the workers.
     pub fn shutdown(mut self) -> Result<(), RunError> {
-        let _ = self.control.send(Control::Shutdown);
+        self.waker.send(&self.control, Control::Shutdown);
         self.join()
     }
 

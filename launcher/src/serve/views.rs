@@ -190,6 +190,7 @@ pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, pa
     let (manifest, delta, new_catalog) = scan_release(catalog, path, label, Some(&previous)).with_context(|| {
         format!("release \"{label}\" of {catalog} rejected; {catalog} stays at release {}", previous.0.release)
     })?;
+    let scanned = started.elapsed();
     let entering: Vec<&ManifestFile> = delta.entering().collect();
     let leaving: Vec<u64> = delta.leaving().map(|f| f.partition).collect();
     // Compute every view's delta before changing anything.
@@ -204,6 +205,7 @@ pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, pa
         records.extend(added.values().flatten().map(|r| (r.clone(), 1)));
         updates.push((view.name.clone(), added, records));
     }
+    let computed = started.elapsed();
     let mut names = Vec::new();
     for (name, added, records) in updates {
         let view = store.views.get(&name).expect("view");
@@ -218,7 +220,17 @@ pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, pa
         view.table = table;
         names.push(name);
     }
+    let updated = started.elapsed();
     store.write_manifest(&manifest)?;
+    tracing::info!(
+        catalog,
+        release = manifest.release,
+        scan_ms = scanned.as_secs_f64() * 1e3,
+        contributions_ms = (computed - scanned).as_secs_f64() * 1e3,
+        views_ms = (updated - computed).as_secs_f64() * 1e3,
+        manifest_ms = (started.elapsed() - updated).as_secs_f64() * 1e3,
+        "release ingested"
+    );
     let rows = |files: &mut dyn Iterator<Item = &ManifestFile>| files.map(|f| f.rows).sum::<u64>();
     let summary = IngestSummary {
         release: manifest.release,
