@@ -155,7 +155,12 @@ pub fn scan_release(
         .unwrap_or_default();
     let by_inode: HashMap<((u64, u64), u64, u64), usize> = previous_manifest
         .map(|m| {
-            m.files.iter().enumerate().filter(|(_, f)| f.file_id != (0, 0)).map(|(i, f)| ((f.file_id, f.size, f.mtime_ns), i)).collect()
+            m.files
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.file_id != (0, 0))
+                .map(|(i, f)| ((f.file_id, f.size, f.mtime_ns), i))
+                .collect()
         })
         .unwrap_or_default();
     struct Stat {

@@ -81,6 +81,11 @@ pub enum RunError {
     /// The query was cancelled by its client.
     #[error("query cancelled")]
     Cancelled,
+    /// The client let too much of the result pile up on the server.
+    #[error(
+        "the client is not reading the result fast enough ({0} MiB waiting): query cancelled; COPY (query) TO 'file' writes large results on the server"
+    )]
+    SlowClient(u64),
     /// The server is shutting down (SIGTERM, or a `SHUTDOWN` statement).
     #[error("the server is shutting down")]
     ShuttingDown,

@@ -33,6 +33,9 @@ pub enum QueryEvent {
     Done(Result<QueryStats, RunError>),
 }
 
+/// Result bytes a query may have waiting for its client before it is cancelled.
+const WAITING_LIMIT: u64 = 512 << 20;
+
 /// What [`QueryHandle::wait_event`] found.
 #[derive(Debug)]
 pub enum Waited {
@@ -101,6 +104,8 @@ pub struct Server {
     snapshots: Arc<Mutex<HashMap<u64, Snapshot>>>,
     /// The thread of this process's first worker, woken when a request arrives.
     waker: Waker,
+    /// Worker threads of this process.
+    threads: usize,
 }
 
 /// Wakes the worker that reads the control channel (it parks between steps).
@@ -123,6 +128,7 @@ pub struct QueryHandle {
     events: mpsc::Receiver<QueryEvent>,
     control: mpsc::Sender<Control>,
     metrics: Arc<QueryMetrics>,
+    waiting: Arc<AtomicU64>,
 }
 
 /// How far a running query got on this process (process 0: where the client is).
@@ -139,20 +145,27 @@ pub struct Progress {
 }
 
 impl QueryHandle {
+    fn taken(&self, event: QueryEvent) -> QueryEvent {
+        if let QueryEvent::Batch(b) = &event {
+            self.waiting.fetch_sub(b.get_array_memory_size() as u64, Ordering::Relaxed);
+        }
+        event
+    }
+
     /// The next event; `None` only if the server went away.
     pub fn next_event(&self) -> Option<QueryEvent> {
-        self.events.recv().ok()
+        self.events.recv().ok().map(|e| self.taken(e))
     }
 
     /// The next event if one arrives within `timeout`.
     pub fn next_event_timeout(&self, timeout: Duration) -> Option<QueryEvent> {
-        self.events.recv_timeout(timeout).ok()
+        self.events.recv_timeout(timeout).ok().map(|e| self.taken(e))
     }
 
     /// The next event, or why there is none within `timeout`.
     pub fn wait_event(&self, timeout: Duration) -> Waited {
         match self.events.recv_timeout(timeout) {
-            Ok(event) => Waited::Event(event),
+            Ok(event) => Waited::Event(self.taken(event)),
             Err(mpsc::RecvTimeoutError::Timeout) => Waited::Timeout,
             Err(mpsc::RecvTimeoutError::Disconnected) => Waited::Closed,
         }
@@ -226,6 +239,15 @@ impl Server {
             // The first worker of each process takes the control channel: on process 0 (whose
             // first worker, worker 0, is where results gather) it carries the clients'
             // requests, on the others only a shutdown (SIGTERM).
+            // Counts this worker out however it leaves its loop (a panic included), so the
+            // process notices a dead worker.
+            struct Leaving(Arc<AtomicUsize>);
+            impl Drop for Leaving {
+                fn drop(&mut self) {
+                    self.0.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+            let _leaving = Leaving(live_workers.clone());
             let control =
                 if worker.index() % threads == 0 { receiver.lock().expect("control lock").take() } else { None };
             if control.is_some() {
@@ -268,6 +290,14 @@ impl Server {
                 }
                 for command in sequencer.by_ref() {
                     match command {
+                        // Every worker sees the same order, so every worker refuses the same
+                        // queries sequenced after a shutdown.
+                        Command::Run { id, .. } if shutting_down => {
+                            queries.lock().expect("queries lock").remove(&id);
+                            if let Some(tx) = clients.remove(&id) {
+                                let _ = tx.send(QueryEvent::Done(Err(RunError::ShuttingDown)));
+                            }
+                        }
                         Command::Run { id, plan, catalogs } => {
                             let mut set = CatalogSet::new();
                             catalogs.into_iter().for_each(|c| set.insert(c));
@@ -281,8 +311,16 @@ impl Server {
                             let rows_out = Arc::new(AtomicU64::new(0));
                             let sink = clients.get(&id).cloned().map(|tx| {
                                 let rows = rows_out.clone();
+                                let (waiting, errors) = (shared.waiting_bytes.clone(), shared.errors.clone());
                                 Box::new(move |batch: RecordBatch| {
                                     rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                                    // Workers never wait for a client; a client that falls too far
+                                    // behind loses its query instead of the server its memory.
+                                    let size = batch.get_array_memory_size() as u64;
+                                    if waiting.fetch_add(size, Ordering::Relaxed) + size > WAITING_LIMIT {
+                                        errors.record(RunError::SlowClient(WAITING_LIMIT >> 20));
+                                        return false;
+                                    }
                                     tx.send(QueryEvent::Batch(batch)).is_ok()
                                 }) as Box<dyn FnMut(RecordBatch) -> bool>
                             });
@@ -358,7 +396,6 @@ impl Server {
                     !reached
                 });
                 if shutting_down && running.is_empty() {
-                    live_workers.fetch_sub(1, Ordering::SeqCst);
                     break;
                 }
                 // Parked workers wake for network data; worker 0 also polls its clients.
@@ -375,6 +412,7 @@ impl Server {
             live_workers: server_live,
             snapshots: server_snapshots,
             waker,
+            threads,
         })
     }
 
@@ -383,11 +421,11 @@ impl Server {
         let catalogs = plan.catalogs().iter().filter_map(|c| catalogs.get(c)).map(|c| c.as_ref().clone()).collect();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let shared = QueryShared::new(self.bytes_sent.clone());
-        let metrics = shared.metrics.clone();
+        let (metrics, waiting) = (shared.metrics.clone(), shared.waiting_bytes.clone());
         self.queries.lock().expect("queries lock").insert(id, shared);
         let (events, receiver) = mpsc::channel();
         self.waker.send(&self.control, Control::Run { id, plan, catalogs, events });
-        QueryHandle { id, events: receiver, control: self.control.clone(), metrics }
+        QueryHandle { id, events: receiver, control: self.control.clone(), metrics, waiting }
     }
 
     /// Installs a maintained view on every worker, its input starting at time `start`;
@@ -424,15 +462,21 @@ impl Server {
         self.live_workers.load(Ordering::SeqCst) == 0
     }
 
+    /// True once any worker of this process has left its loop (a shutdown, or a panic).
+    pub fn lost_a_worker(&self) -> bool {
+        self.live_workers.load(Ordering::SeqCst) < self.threads
+    }
+
     /// Stops accepting work, lets running queries finish, and waits for the workers.
-    pub fn shutdown(mut self) -> Result<(), RunError> {
+    pub fn shutdown(self) -> Result<(), RunError> {
         self.waker.send(&self.control, Control::Shutdown);
         self.join()
     }
 
     /// Waits for the workers to end (after a shutdown, here or sequenced from process 0).
-    pub fn join(&mut self) -> Result<(), RunError> {
-        if let Some(guards) = self.guards.get_mut().unwrap_or_else(|p| p.into_inner()).take() {
+    pub fn join(&self) -> Result<(), RunError> {
+        let guards = self.guards.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(guards) = guards {
             for result in guards.join() {
                 result.map_err(|panic| RunError::Worker(format!("a worker panicked: {panic}")))?;
             }

@@ -145,6 +145,8 @@ pub(crate) struct QueryShared {
     pub metrics: Arc<QueryMetrics>,
     reports: Arc<Mutex<Vec<Report>>>,
     bytes_sent: Arc<AtomicU64>,
+    /// Result bytes handed to the client's channel and not yet taken (server queries).
+    pub waiting_bytes: Arc<AtomicU64>,
 }
 
 impl QueryShared {

@@ -58,12 +58,13 @@ pub enum Frame {
     Done(DoneFrame),
 }
 
-fn frame(tag: u8, payload: &[u8]) -> Vec<u8> {
+fn frame(tag: u8, payload: &[u8]) -> Result<Vec<u8>> {
+    let len = u32::try_from(payload.len()).context("a frame over 4 GiB (send fewer rows per frame)")?;
     let mut out = Vec::with_capacity(5 + payload.len());
     out.push(tag);
-    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(payload);
-    out
+    Ok(out)
 }
 
 fn ipc(schema: &Schema, batch: Option<&RecordBatch>) -> Result<Vec<u8>> {
@@ -81,13 +82,13 @@ impl Frame {
     /// Encodes this frame.
     pub fn encode(&self) -> Result<Vec<u8>> {
         Ok(match self {
-            Frame::Query(id) => frame(b'Q', &serde_json::to_vec(&serde_json::json!({ "id": id }))?),
-            Frame::Schema(schema) => frame(b'S', &ipc(schema, None)?),
-            Frame::Rows(batch) => frame(b'R', &ipc(&batch.schema(), Some(batch))?),
-            Frame::Progress(p) => frame(b'P', &serde_json::to_vec(p)?),
-            Frame::Text(t) => frame(b'T', t.as_bytes()),
-            Frame::Error(e) => frame(b'E', e.as_bytes()),
-            Frame::Done(d) => frame(b'D', &serde_json::to_vec(d)?),
+            Frame::Query(id) => frame(b'Q', &serde_json::to_vec(&serde_json::json!({ "id": id }))?)?,
+            Frame::Schema(schema) => frame(b'S', &ipc(schema, None)?)?,
+            Frame::Rows(batch) => frame(b'R', &ipc(&batch.schema(), Some(batch))?)?,
+            Frame::Progress(p) => frame(b'P', &serde_json::to_vec(p)?)?,
+            Frame::Text(t) => frame(b'T', t.as_bytes())?,
+            Frame::Error(e) => frame(b'E', e.as_bytes())?,
+            Frame::Done(d) => frame(b'D', &serde_json::to_vec(d)?)?,
         })
     }
 

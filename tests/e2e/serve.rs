@@ -136,15 +136,17 @@ fn concurrent_clients_get_their_own_answers() {
 
 #[test]
 fn a_stuck_then_killed_client_does_not_stall_others() {
-    let server = serve(&["--workers", "2"]);
-    // A client that asks for every row and never reads them.
+    let server = serve_big(&["--workers", "2"]);
+    // A client that asks for every row of the big catalog and never reads them.
     let mut stuck =
-        server.repl_command(&["--format", "csv", "-c", "SELECT * FROM dp02"]).stdout(Stdio::piped()).spawn().unwrap();
+        server.repl_command(&["--format", "csv", "-c", "SELECT * FROM big"]).stdout(Stdio::piped()).spawn().unwrap();
     let mut first = [0u8; 16];
     stuck.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
     for (sort, sql) in &QUERIES[..3] {
         assert_eq!(lines(server.sql(sql).ok(), *sort), expected(sql, *sort), "while a client is stuck: {sql}");
     }
+    let listed = server.sql("SHOW QUERIES").ok().to_string();
+    assert!(listed.contains("SELECT * FROM big"), "the stuck client's statement is still running:\n{listed}");
     stuck.kill().unwrap();
     stuck.wait().unwrap();
     let idle = eventually(Duration::from_secs(20), || server.sql("SHOW QUERIES").ok().lines().count() == 1);

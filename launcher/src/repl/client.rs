@@ -41,7 +41,12 @@ impl Client {
     }
 
     fn request(&self, method: &str, path: &str, body: &str) -> Result<(u16, Box<dyn Read>)> {
-        let address = format!("{}:{}", self.info.host, self.info.port);
+        let host = &self.info.host;
+        let address = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]:{}", self.info.port) // an IPv6 address
+        } else {
+            format!("{host}:{}", self.info.port)
+        };
         let unreachable =
             || format!("cannot reach the starflow server at {address} (from {}); is it still running?", self.file);
         let socket = address.to_socket_addrs().with_context(unreachable)?.next().with_context(unreachable)?;

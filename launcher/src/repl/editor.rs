@@ -68,7 +68,11 @@ impl Completer for SqlHelper {
     type Candidate = Pair;
 
     fn complete(&self, line: &str, pos: usize, _ctx: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
-        let start = line[..pos].rfind(|c: char| !(c.is_alphanumeric() || c == '_')).map_or(0, |i| i + 1);
+        let start = line[..pos]
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !(c.is_alphanumeric() || *c == '_'))
+            .map_or(0, |(i, c)| i + c.len_utf8());
         let word = &line[start..pos];
         if word.is_empty() {
             return Ok((pos, Vec::new()));
@@ -134,5 +138,10 @@ mod tests {
         let (_, c) = helper.complete("SELECT DE", 9, &ctx).unwrap();
         let words: Vec<_> = c.iter().map(|p| p.replacement.as_str()).collect();
         assert_eq!(words, ["detect_isPrimary", "DESC", "DESCRIBE"]);
+        // Multi-byte separators (a full-width comma, a non-breaking space) are word ends.
+        let (start, c) = helper.complete("SELECT，ma", 11, &ctx).unwrap();
+        assert_eq!((start, c.len()), (9, 1));
+        let (start, _) = helper.complete("SELECT\u{a0}ma", 10, &ctx).unwrap();
+        assert_eq!(start, 8);
     }
 }

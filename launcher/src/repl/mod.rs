@@ -56,7 +56,11 @@ struct Session {
 pub fn run(args: &ReplArgs) -> Result<()> {
     let client = Client::open(&args.connect)?;
     let names = client.catalogs()?;
+    // The first Ctrl-C cancels the running query; a second one (before the next statement)
+    // leaves, as a stuck server must not trap the user.
     let interrupted = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register_conditional_shutdown(signal_hook::consts::SIGINT, 130, interrupted.clone())
+        .context("cannot install the Ctrl-C handler")?;
     signal_hook::flag::register(signal_hook::consts::SIGINT, interrupted.clone())
         .context("cannot install the Ctrl-C handler")?;
     let interactive = args.commands.is_empty() && std::io::stdin().is_terminal();

@@ -23,7 +23,7 @@ use super::execute::{Frames, State, execute};
 use crate::connection::same_token;
 
 /// Frames on their way to one client; dropped (and the query cancelled) when it goes away.
-struct FrameStream(tokio::sync::mpsc::UnboundedReceiver<Bytes>);
+struct FrameStream(tokio::sync::mpsc::Receiver<Bytes>);
 
 impl futures_core::Stream for FrameStream {
     type Item = Result<Bytes, Infallible>;
@@ -54,16 +54,19 @@ struct StatementParams {
     max_rows: Option<u64>,
 }
 
-async fn statement(
-    req: HttpRequest,
-    state: web::Data<State>,
-    params: web::Query<StatementParams>,
-    body: String,
-) -> HttpResponse {
+/// The body and the query string are read only after the token is checked, so a client
+/// without it learns nothing but 401.
+async fn statement(req: HttpRequest, state: web::Data<State>, body: web::Bytes) -> HttpResponse {
     if !authorised(&req, &state) {
         return refused(&req);
     }
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let Ok(params) = web::Query::<StatementParams>::from_query(req.query_string()) else {
+        return HttpResponse::BadRequest().body("max_rows must be a number");
+    };
+    let Ok(body) = String::from_utf8(body.to_vec()) else {
+        return HttpResponse::BadRequest().body("the statement is not UTF-8");
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
     let state = state.into_inner();
     let who = client(&req);
     let max_rows = params.max_rows.unwrap_or(0);
@@ -76,11 +79,13 @@ async fn statement(
     }
 }
 
-async fn cancel(req: HttpRequest, state: web::Data<State>, id: web::Path<u64>) -> HttpResponse {
+async fn cancel(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
     if !authorised(&req, &state) {
         return refused(&req);
     }
-    let id = id.into_inner();
+    let Some(id) = req.match_info().get("id").and_then(|i| i.parse::<u64>().ok()) else {
+        return HttpResponse::BadRequest().body("the query id must be a number");
+    };
     match state.running.lock().expect("running lock").get(&id) {
         Some(r) => {
             tracing::info!(query = id, client = %client(&req), "cancel requested");

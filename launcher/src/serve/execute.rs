@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use arrow_array::{ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, UInt64Array};
 use arrow_schema::{Field, Schema, SchemaRef};
 use bytes::Bytes;
@@ -68,19 +68,48 @@ pub struct Running {
     pub canceller: Canceller,
 }
 
-/// Where a statement's frames go; `send` fails once the client is gone.
+/// Where a statement's frames go: a short queue in front of the client's connection. `send`
+/// waits while it is full and fails once the client is gone or has not read for `STALL`.
 pub struct Frames {
-    tx: tokio::sync::mpsc::UnboundedSender<Bytes>,
+    tx: tokio::sync::mpsc::Sender<Bytes>,
 }
 
+/// How long a client may stop reading before its statement is abandoned.
+const STALL: Duration = Duration::from_secs(60);
+
 impl Frames {
-    pub fn new(tx: tokio::sync::mpsc::UnboundedSender<Bytes>) -> Self {
+    pub fn new(tx: tokio::sync::mpsc::Sender<Bytes>) -> Self {
         Self { tx }
     }
 
     fn send(&self, frame: &Frame) -> Result<()> {
-        let bytes = frame.encode()?;
-        self.tx.send(Bytes::from(bytes)).map_err(|_| anyhow!("the client went away"))
+        self.send_within(frame, STALL)
+    }
+
+    fn send_within(&self, frame: &Frame, limit: Duration) -> Result<()> {
+        use tokio::sync::mpsc::error::TrySendError;
+        let mut bytes = Bytes::from(frame.encode()?);
+        let started = Instant::now();
+        loop {
+            match self.tx.try_send(bytes) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Closed(_)) => bail!("the client went away"),
+                Err(TrySendError::Full(b)) if started.elapsed() < limit => {
+                    bytes = b;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(TrySendError::Full(_)) => bail!("the client stopped reading for {} s", limit.as_secs()),
+            }
+        }
+    }
+
+    /// Sends if there is room now (progress: a late one is useless); false once the client is gone.
+    fn offer(&self, frame: &Frame) -> bool {
+        use tokio::sync::mpsc::error::TrySendError;
+        match frame.encode().map(|b| self.tx.try_send(Bytes::from(b))) {
+            Ok(Err(TrySendError::Closed(_))) => false,
+            _ => true,
+        }
     }
 }
 
@@ -102,7 +131,8 @@ pub fn execute(state: &State, text: &str, max_rows: u64, client: &str, frames: &
             Frame::Error(format!("{e:#}"))
         }
     };
-    let _ = frames.send(&last);
+    // A client that stalled already had its minute: the last frame gets a few seconds.
+    let _ = frames.send_within(&last, Duration::from_secs(5));
 }
 
 fn run(
@@ -207,9 +237,13 @@ impl Sink for RowsToClient {
     fn batch(&mut self, batch: RecordBatch, frames: &Frames) -> Result<()> {
         let room = if self.max_rows == 0 { u64::MAX } else { self.max_rows - self.sent };
         let keep = room.min(batch.num_rows() as u64) as usize;
-        if keep > 0 {
-            self.sent += keep as u64;
-            frames.send(&Frame::Rows(batch.slice(0, keep)))?;
+        // Frames of at most 64 Ki rows (a sorted result arrives as one batch).
+        let mut offset = 0;
+        while offset < keep {
+            let n = (keep - offset).min(1 << 16);
+            frames.send(&Frame::Rows(batch.slice(offset, n)))?;
+            offset += n;
+            self.sent += n as u64;
         }
         Ok(())
     }
@@ -265,10 +299,24 @@ fn copy(state: &State, sql: &str, text: &str, client: &str, frames: &Frames, pat
         bail!("COPY takes a query, not EXPLAIN");
     }
     let path = std::path::absolute(&path).with_context(|| format!("bad path {}", path.display()))?;
-    let output = Output::open(format, Some(&path), planned.plan.schema())?;
-    let mut sink = RowsToFile { output: Some(output) };
-    let done = query_plan(state, planned.plan, &catalogs, text, client, frames, &mut sink)?;
-    sink.output.take().context("the output file is already closed")?.finish()?;
+    // Written beside the target and renamed at the end: a failed or cancelled COPY leaves no
+    // partial file (and an existing file stays as it was).
+    let tmp = path.with_file_name(format!(
+        ".{}.starflow-tmp{}",
+        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+        std::process::id()
+    ));
+    let written = (|| -> Result<DoneFrame> {
+        let output = Output::open(format, Some(&tmp), planned.plan.schema())?;
+        let mut sink = RowsToFile { output: Some(output) };
+        let done = query_plan(state, planned.plan, &catalogs, text, client, frames, &mut sink)?;
+        sink.output.take().context("the output file is already closed")?.finish()?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(done)
+    })();
+    let done = written.inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })?;
     frames.send(&Frame::Text(format!("COPY {} rows to {} (on the server)", done.rows_out, path.display())))?;
     Ok(done)
 }
@@ -319,6 +367,9 @@ fn query_plan(
     }
     let _unregister = Unregister(state, id);
     let mut client_gone = frames.send(&Frame::Query(id)).is_err();
+    if client_gone {
+        handle.cancel();
+    }
     let mut rows_out = 0u64;
     let mut failure: Option<anyhow::Error> = None;
     let mut last_tick = Instant::now();
@@ -355,7 +406,7 @@ fn query_plan(
             if let Some(r) = state.running.lock().expect("running lock").get_mut(&id) {
                 r.progress = progress.clone();
             }
-            if !client_gone && frames.send(&Frame::Progress(progress)).is_err() {
+            if !client_gone && !frames.offer(&Frame::Progress(progress)) {
                 tracing::info!(client, query = id, "client went away; cancelling its query");
                 client_gone = true;
                 handle.cancel();

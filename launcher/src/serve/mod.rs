@@ -80,7 +80,7 @@ fn serve(args: &ServeArgs, topology: &crate::cluster::Topology, stop: &AtomicBoo
     let server = Server::start(threads, connected, Operators)?;
     let Some(mut store) = store else {
         tracing::info!(process = topology.process(), "serving");
-        return wait_and_stop(server, stop);
+        return wait_and_stop(&server, stop);
     };
     // Views defined in an earlier run come back at their catalogs' latest release.
     for (name, sql) in store.saved_views()? {
@@ -108,8 +108,16 @@ fn serve(args: &ServeArgs, topology: &crate::cluster::Topology, stop: &AtomicBoo
         .ok()
         .filter(|j| !j.is_empty())
         .unwrap_or_else(|| format!("local-{}", std::process::id()));
+    // Clients need an address they can reach: not 0.0.0.0 or ::.
+    let advertised = if address.ip().is_unspecified() {
+        std::env::var("SLURMD_NODENAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or(host.clone())
+        })
+    } else {
+        host.clone()
+    };
     let info = ConnectionInfo {
-        host: host.clone(),
+        host: advertised,
         port,
         token: connection::new_token()?,
         job_id: job_id.clone(),
@@ -135,7 +143,11 @@ fn serve(args: &ServeArgs, topology: &crate::cluster::Topology, stop: &AtomicBoo
     let (http, http_thread) = control::start(state.clone(), listener)?;
     let file = match &args.connection_file {
         Some(f) => f.clone(),
-        None => connection::default_path(&job_id)?,
+        // A second server in the same job (another step) gets a file of its own.
+        None => match (connection::default_path(&job_id)?, std::env::var("SLURM_STEP_ID")) {
+            (p, Ok(step)) if p.exists() => connection::default_path(&format!("{job_id}.{step}"))?,
+            (p, _) => p,
+        },
     };
     connection::write(&file, &info)?;
     eprintln!(
@@ -150,10 +162,9 @@ fn serve(args: &ServeArgs, topology: &crate::cluster::Topology, stop: &AtomicBoo
     let result = wait_and_stop_leader(&state, stop, &file);
     actix_web::rt::System::new().block_on(http.stop(true));
     let _ = http_thread.join();
-    // The statement threads hold the last references to the state: they end once their
-    // queries do, which the shutdown has made happen.
-    let state = wait_for_owner(state);
-    let outcome = result.and(wait_and_stop(state.server, &AtomicBool::new(true)));
+    // Statement threads may still hold the state (one blocked writing a COPY file, say):
+    // the workers stop regardless, and the process exits without waiting for them.
+    let outcome = result.and(wait_and_stop(&state.server, &AtomicBool::new(true)));
     if !persistent {
         let _ = std::fs::remove_dir_all(&state_dir);
     }
@@ -164,30 +175,20 @@ fn serve(args: &ServeArgs, topology: &crate::cluster::Topology, stop: &AtomicBoo
 /// Process 0: waits for a signal, a `SHUTDOWN`, or the workers ending (a shutdown from
 /// another process), then asks every process to stop and removes the connection file.
 fn wait_and_stop_leader(state: &State, stop: &AtomicBool, file: &Path) -> Result<()> {
-    while !stop.load(Ordering::SeqCst) && !state.shutdown.load(Ordering::SeqCst) && !state.server.is_finished() {
+    while !stop.load(Ordering::SeqCst) && !state.shutdown.load(Ordering::SeqCst) && !state.server.lost_a_worker() {
         std::thread::sleep(Duration::from_millis(50));
     }
     tracing::info!("shutting down");
     state.server.request_shutdown();
-    let _ = std::fs::remove_file(file);
+    // Only our own file: another server may have written its own there since.
+    if connection::read(file).is_ok_and(|info| info.token == state.token) {
+        let _ = std::fs::remove_file(file);
+    }
     Ok(())
 }
 
-/// Waits until this is the last reference to `state` (statement threads finishing).
-fn wait_for_owner(mut state: Arc<State>) -> State {
-    loop {
-        match Arc::try_unwrap(state) {
-            Ok(s) => return s,
-            Err(shared) => {
-                state = shared;
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-    }
-}
-
 /// Waits for a signal or for the workers to end, then stops this process's workers.
-fn wait_and_stop(mut server: Server, stop: &AtomicBool) -> Result<()> {
+fn wait_and_stop(server: &Server, stop: &AtomicBool) -> Result<()> {
     while !stop.load(Ordering::SeqCst) && !server.is_finished() {
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -198,7 +198,7 @@ fn copy(text: &str) -> Result<Statement, StatementError> {
     let close = close.ok_or_else(|| StatementError::Copy("COPY: the query's parenthesis is never closed".into()))?;
     let query = rest[1..close].trim().to_string();
     let tail = rest[close + 1..].trim();
-    let Some(target) = tail.strip_prefix("TO").or_else(|| tail.strip_prefix("to")).map(str::trim) else {
+    let Some(target) = tail.get(..2).filter(|t| t.eq_ignore_ascii_case("TO")).map(|_| tail[2..].trim()) else {
         return Err(usage());
     };
     let path = target.strip_prefix('\'').and_then(|t| t.strip_suffix('\'')).ok_or_else(usage)?;
