@@ -93,7 +93,7 @@ fn a_two_process_server_matches_run_query() {
     let (o0, o1) = (options(0), options(1));
     let follower = std::thread::spawn(move || {
         let connected = connect(&o1, None).expect("process 1 connects");
-        let mut server = Server::start(2, Some(connected), Operators).expect("process 1 starts");
+        let server = Server::start(2, Some(connected), Operators).expect("process 1 starts");
         server.join()
     });
     let connected = connect(&o0, Some(&[])).expect("process 0 connects");

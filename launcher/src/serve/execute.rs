@@ -106,10 +106,7 @@ impl Frames {
     /// Sends if there is room now (progress: a late one is useless); false once the client is gone.
     fn offer(&self, frame: &Frame) -> bool {
         use tokio::sync::mpsc::error::TrySendError;
-        match frame.encode().map(|b| self.tx.try_send(Bytes::from(b))) {
-            Ok(Err(TrySendError::Closed(_))) => false,
-            _ => true,
-        }
+        !matches!(frame.encode().map(|b| self.tx.try_send(Bytes::from(b))), Ok(Err(TrySendError::Closed(_))))
     }
 }
 
