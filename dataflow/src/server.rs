@@ -399,7 +399,11 @@ impl Server {
                     break;
                 }
                 // Parked workers wake for network data; worker 0 also polls its clients.
-                worker.step_or_park(Some(Duration::from_millis(2)));
+                worker.step_or_park(Some(if running.is_empty() && waiting.is_empty() {
+                    Duration::from_millis(2)
+                } else {
+                    Duration::from_micros(100)
+                }));
             }
         })
         .map_err(RunError::Worker)?;

@@ -49,6 +49,7 @@ fn contributions(
                 schema: catalog.schema.clone(),
             });
             let planned = plan_sql(&plan.contribution_sql, &set, &PlanOptions::default())?;
+            tracing::debug!(file = mf.path, "contribution planned");
             handles.push((mf.partition, &mf.path, server.submit(planned.plan, &set)));
         }
         for (partition, path, handle) in handles {
@@ -57,7 +58,13 @@ fn contributions(
                 match handle.wait_event(Duration::from_secs(3600)) {
                     Waited::Event(QueryEvent::Batch(b)) => records.extend(to_records(&b, plan, partition)?),
                     Waited::Event(QueryEvent::Done(result)) => {
-                        result.with_context(|| format!("reading {path} for the view"))?;
+                        let stats = result.with_context(|| format!("reading {path} for the view"))?;
+                        tracing::debug!(
+                            file = path,
+                            seconds = stats.seconds,
+                            rows = stats.rows_read,
+                            "contribution done"
+                        );
                         break;
                     }
                     Waited::Timeout => {}
