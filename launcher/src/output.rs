@@ -66,6 +66,15 @@ impl Output {
         Ok(())
     }
 
+    /// Pushes what was written so far to its destination (streamed results).
+    pub fn flush(&mut self) -> Result<()> {
+        match self {
+            Output::Csv { out, .. } | Output::Json { out, .. } => out.flush()?,
+            Output::Table { .. } | Output::Parquet { .. } => {}
+        }
+        Ok(())
+    }
+
     pub fn finish(self) -> Result<()> {
         match self {
             Output::Table { mut out, batches, schema } => {

@@ -223,3 +223,60 @@ fn rejected_ingests_change_nothing_and_a_restart_comes_back() {
     let views = again.sql("SHOW VIEWS").ok().to_string();
     assert_eq!(views.lines().count(), VIEWS.len() + 1, "{views}");
 }
+
+#[test]
+fn subscribe_streams_each_release_s_changes() {
+    use std::io::BufRead;
+    let releases = releases();
+    let state = Scratch::new("state");
+    let catalog = format!("dp02={}", releases.dirs[0].display());
+    let server =
+        ServeProcess::start(&["--catalog", &catalog, "--state-dir", state.path().to_str().unwrap(), "--workers", "2"]);
+    let (name, sql) = VIEWS[0];
+    server.repl(&["-c", &format!("CREATE MATERIALIZED VIEW {name} AS {sql}")]).ok();
+    let mut child = server
+        .repl_command(&["--format", "csv", "-c", &format!("SUBSCRIBE {name}")])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || rx.recv_timeout(Duration::from_secs(60)).expect("a line from SUBSCRIBE");
+    let header = next();
+    assert!(header.ends_with(",_diff,_release"), "{header}");
+    // Rows of the view as "row" → multiplicity, from the subscription's lines.
+    let mut contents = std::collections::BTreeMap::<String, i64>::new();
+    fn apply(contents: &mut std::collections::BTreeMap<String, i64>, line: &str, release: &str) {
+        let fields: Vec<&str> = line.rsplitn(3, ',').collect();
+        assert_eq!(fields[0], release, "{line}");
+        *contents.entry(fields[2].to_string()).or_default() += fields[1].parse::<i64>().unwrap();
+        contents.retain(|_, n| *n != 0);
+    }
+    let rows_of =
+        |csv: &str| csv.lines().skip(1).map(|l| (l.to_string(), 1i64)).collect::<std::collections::BTreeMap<_, _>>();
+    let want = rows_of(&view_csv(&server, name));
+    while contents.len() < want.len() {
+        apply(&mut contents, &next(), "1");
+    }
+    assert_eq!(contents, want, "the subscription starts from the view's contents");
+    ingest(&server, "r2", &releases.dirs[1]);
+    let want = rows_of(&view_csv(&server, name));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while contents != want {
+        assert!(std::time::Instant::now() < deadline, "the changes never added up to the view at release 2");
+        apply(&mut contents, &next(), "2");
+    }
+    assert!(server.sql("SHOW QUERIES").ok().contains("SUBSCRIBE"), "the subscription is listed");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let gone =
+        starflow_e2e::eventually(Duration::from_secs(20), || server.sql("SHOW QUERIES").ok().lines().count() == 1);
+    assert!(gone, "the subscription ends when its client goes");
+}

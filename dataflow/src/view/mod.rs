@@ -227,8 +227,50 @@ impl ViewKind {
     }
 }
 
-/// The current contents of a view on process 0: row → multiplicity.
-pub type Snapshot = Arc<Mutex<BTreeMap<Row, isize>>>;
+/// Changes of a view: (row, release, diff).
+pub type Changes = Vec<(Row, u64, isize)>;
+
+/// The current contents of a view on process 0 (row → multiplicity), and its subscribers.
+#[derive(Default)]
+pub struct ViewContents {
+    inner: Mutex<Contents>,
+}
+
+#[derive(Default)]
+struct Contents {
+    rows: BTreeMap<Row, isize>,
+    subscribers: Vec<std::sync::mpsc::Sender<Changes>>,
+}
+
+impl ViewContents {
+    /// Reads the current rows.
+    pub fn with_rows<T>(&self, f: impl FnOnce(&BTreeMap<Row, isize>) -> T) -> T {
+        f(&self.inner.lock().expect("view contents lock").rows)
+    }
+
+    /// The current rows, and every change after them (`SUBSCRIBE`); changes stop when the
+    /// receiver is dropped or the view is.
+    pub fn subscribe(&self) -> (Vec<(Row, isize)>, std::sync::mpsc::Receiver<Changes>) {
+        let mut inner = self.inner.lock().expect("view contents lock");
+        let (tx, rx) = std::sync::mpsc::channel();
+        inner.subscribers.push(tx);
+        (inner.rows.iter().map(|(r, n)| (r.clone(), *n)).collect(), rx)
+    }
+
+    /// Applies changes and tells the subscribers, under one lock (so a subscriber sees every
+    /// change after its starting contents, and no other).
+    fn apply(&self, changes: Changes) {
+        let mut inner = self.inner.lock().expect("view contents lock");
+        for (row, _time, diff) in &changes {
+            *inner.rows.entry(row.clone()).or_insert(0) += diff;
+        }
+        inner.rows.retain(|_, n| *n != 0);
+        inner.subscribers.retain(|s| s.send(changes.clone()).is_ok());
+    }
+}
+
+/// A view's contents, shared by worker 0 and the statements that read them.
+pub type Snapshot = Arc<ViewContents>;
 
 /// A view installed on one worker.
 pub(crate) struct InstalledView {
@@ -269,15 +311,7 @@ pub(crate) fn install_view(
                 Exchange::new(|_: &(Row, u64, isize)| 0u64),
                 "ViewSnapshot",
                 move |_cap, _info| {
-                    move |input, _output| {
-                        input.for_each(|_cap, data| {
-                            let mut snap = snapshot.lock().expect("view snapshot lock");
-                            for (row, _time, diff) in data.drain(..) {
-                                *snap.entry(row).or_insert(0) += diff;
-                            }
-                            snap.retain(|_, n| *n != 0);
-                        })
-                    }
+                    move |input, _output| input.for_each(|_cap, data| snapshot.apply(std::mem::take(data)))
                 },
             )
             .probe_with(&probe);

@@ -35,6 +35,9 @@ Statements end with ';' and may span lines.
   SHOW CATALOGS;  DESCRIBE name;    what can be queried
   SHOW QUERIES;   SHOW WORKERS;     what the server is doing, its processes and memory
   COPY (SELECT …) TO 'file.parquet';  write a whole result on the server (.parquet, .csv, .json)
+  CREATE MATERIALIZED VIEW v AS SELECT …;  a query kept up to date as releases arrive
+  SELECT … FROM v;  SUBSCRIBE v;  SHOW VIEWS;  DROP VIEW v;
+  INGEST RELEASE 'label' INTO catalog FROM 'path';  SHOW RELEASES [catalog];
   SHUTDOWN;                         stop the server
 Commands:
   \\timing [on|off]   show elapsed time (on in interactive sessions)
@@ -227,6 +230,8 @@ impl Session {
         let started = Instant::now();
         let mut frames = self.client.statement(sql, self.max_rows())?;
         let mut printer = Printer::new(self.format, self.progress);
+        // SUBSCRIBE never ends by itself: print its changes as they come.
+        printer.streaming = sql.trim_start().get(..9).is_some_and(|w| w.eq_ignore_ascii_case("SUBSCRIBE"));
         let mut query_id = None;
         let mut cancel_sent = false;
         loop {
@@ -274,6 +279,7 @@ impl Session {
 /// Prints one statement's result as it arrives.
 struct Printer {
     format: Format,
+    streaming: bool,
     show_progress: bool,
     progress_shown: bool,
     table: Option<(SchemaRef, Vec<RecordBatch>)>,
@@ -282,7 +288,7 @@ struct Printer {
 
 impl Printer {
     fn new(format: Format, show_progress: bool) -> Self {
-        Self { format, show_progress, progress_shown: false, table: None, output: None }
+        Self { format, streaming: false, show_progress, progress_shown: false, table: None, output: None }
     }
 
     fn schema(&mut self, schema: SchemaRef) -> Result<()> {
@@ -294,17 +300,34 @@ impl Printer {
     }
 
     fn rows(&mut self, batch: &RecordBatch) -> Result<()> {
-        if let Some((_, batches)) = self.table.as_mut() {
+        if self.streaming && self.table.is_some() {
+            self.clear_progress();
+            let options = FormatOptions::default().with_null("NULL");
+            println!(
+                "{}",
+                arrow_cast::pretty::pretty_format_batches_with_options(std::slice::from_ref(batch), &options)?
+            );
+            std::io::stdout().flush()?;
+        } else if let Some((_, batches)) = self.table.as_mut() {
             batches.push(batch.clone());
         } else if self.output.is_some() {
             self.clear_progress();
-            self.output.as_mut().expect("output").write(batch)?;
+            let output = self.output.as_mut().expect("output");
+            output.write(batch)?;
+            if self.streaming {
+                output.flush()?;
+            }
         }
         Ok(())
     }
 
     fn progress(&mut self, p: &ProgressFrame) {
         if !self.show_progress || p.seconds < 0.5 {
+            return;
+        }
+        if self.streaming {
+            eprint!("\r\x1b[K  waiting for the next release · {:.0} s · Ctrl-C stops", p.seconds);
+            self.progress_shown = true;
             return;
         }
         let share = if p.processes > 1 { " (process 0's share)" } else { "" };
@@ -335,6 +358,10 @@ impl Printer {
             return o.finish();
         }
         let Some((schema, batches)) = self.table.take() else { return Ok(()) };
+        if self.streaming {
+            println!("({rows_out} changes)");
+            return Ok(());
+        }
         let shown = if batches.is_empty() { vec![RecordBatch::new_empty(schema)] } else { batches };
         let table = arrow_cast::pretty::pretty_format_batches_with_options(
             &shown,

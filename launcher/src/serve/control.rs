@@ -89,7 +89,7 @@ async fn cancel(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
     match state.running.lock().expect("running lock").get(&id) {
         Some(r) => {
             tracing::info!(query = id, client = %client(&req), "cancel requested");
-            r.canceller.cancel();
+            (r.cancel)();
             HttpResponse::Ok().body(format!("cancelling query {id}"))
         }
         None => HttpResponse::NotFound().body(format!("no running query {id}")),

@@ -13,7 +13,7 @@ use arrow_array::{ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray
 use arrow_schema::{Field, Schema, SchemaRef};
 use bytes::Bytes;
 use starflow_dataflow::plan::explain::explain;
-use starflow_dataflow::{Canceller, CatalogSet, Plan, PlanOptions, QueryEvent, Server, Waited, plan_sql};
+use starflow_dataflow::{CatalogSet, Plan, PlanOptions, QueryEvent, Server, Waited, plan_sql};
 
 use super::statement::{Statement, classify};
 use super::store::Store;
@@ -40,6 +40,8 @@ pub struct State {
     pub running: Mutex<BTreeMap<u64, Running>>,
     /// Set by `SHUTDOWN`; the main thread watches it.
     pub shutdown: AtomicBool,
+    /// Ids of subscriptions (apart from the server's query ids).
+    pub next_subscription: std::sync::atomic::AtomicU64,
 }
 
 impl State {
@@ -65,7 +67,7 @@ pub struct Running {
     pub client: String,
     pub started: Instant,
     pub progress: ProgressFrame,
-    pub canceller: Canceller,
+    pub cancel: Arc<dyn Fn() + Send + Sync>,
 }
 
 /// Where a statement's frames go: a short queue in front of the client's connection. `send`
@@ -173,6 +175,7 @@ fn run(
             frames.send(&Frame::Text(message))?;
             Ok(DoneFrame::default())
         }
+        Statement::Subscribe(name) => subscribe(state, &name, text, client, frames),
         Statement::ShowViews => table(frames, show_views(&state.store())?),
         Statement::ShowReleases(catalog) => table(frames, show_releases(&state.store(), catalog.as_deref())?),
         Statement::Ingest { label, catalog, path } => {
@@ -352,7 +355,10 @@ fn query_plan(
             client: client.to_string(),
             started,
             progress: ProgressFrame::default(),
-            canceller: handle.canceller(),
+            cancel: {
+                let c = handle.canceller();
+                Arc::new(move || c.cancel())
+            },
         },
     );
     // Unregisters the query however this function ends.
@@ -522,4 +528,79 @@ fn show_releases(store: &Store, catalog: Option<&str>) -> Result<RecordBatch> {
         ("created_unix", Arc::new(UInt64Array::from_iter_values(manifests.iter().map(|m| m.created_unix)))),
         ("root", Arc::new(StringArray::from_iter_values(manifests.iter().map(|m| m.root.as_str())))),
     ])
+}
+
+/// `SUBSCRIBE view`: the view's current rows (diff = multiplicity), then every change as
+/// releases arrive, each row with `_diff` and `_release`, until the client leaves or cancels.
+fn subscribe(state: &State, name: &str, text: &str, client: &str, frames: &Frames) -> Result<DoneFrame> {
+    use starflow_dataflow::view::Datum;
+    use starflow_dataflow::view::convert::batch_of;
+    let (schema, contents, release) = {
+        let store = state.store();
+        let view =
+            store.views.get(name).ok_or_else(|| anyhow::anyhow!("no view named \"{name}\" (SHOW VIEWS lists them)"))?;
+        (view.plan.schema.clone(), view.snapshot.clone(), view.release)
+    };
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+    fields.push(Field::new("_diff", arrow_schema::DataType::Int64, false));
+    fields.push(Field::new("_release", arrow_schema::DataType::UInt64, false));
+    let schema = Arc::new(Schema::new(fields));
+    let send_rows = |rows: Vec<starflow_dataflow::view::Row>| -> Result<u64> {
+        for chunk in rows.chunks(1 << 16) {
+            frames.send(&Frame::Rows(batch_of(&chunk.iter().collect::<Vec<_>>(), &schema)?))?;
+        }
+        Ok(rows.len() as u64)
+    };
+    let (initial, changes) = contents.subscribe();
+    let id = state.next_subscription.fetch_add(1, Ordering::Relaxed);
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let flag = cancelled.clone();
+    let started = Instant::now();
+    state.running.lock().expect("running lock").insert(
+        id,
+        Running {
+            statement: text.trim().to_string(),
+            client: client.to_string(),
+            started,
+            progress: ProgressFrame::default(),
+            cancel: Arc::new(move || flag.store(true, Ordering::SeqCst)),
+        },
+    );
+    struct Unregister<'a>(&'a State, u64);
+    impl Drop for Unregister<'_> {
+        fn drop(&mut self) {
+            self.0.running.lock().expect("running lock").remove(&self.1);
+        }
+    }
+    let _unregister = Unregister(state, id);
+    frames.send(&Frame::Schema(schema.clone()))?;
+    frames.send(&Frame::Query(id))?;
+    let with = |mut row: starflow_dataflow::view::Row, diff: isize, release: u64| {
+        row.extend([Datum::Int(diff as i64), Datum::UInt(release)]);
+        row
+    };
+    let mut sent = send_rows(initial.into_iter().map(|(row, n)| with(row, n, release)).collect())?;
+    loop {
+        if cancelled.load(Ordering::SeqCst) {
+            frames.send(&Frame::Text(format!("SUBSCRIBE {name} stopped")))?;
+            break;
+        }
+        if state.shutdown.load(Ordering::SeqCst) || state.server.lost_a_worker() {
+            bail!(starflow_dataflow::RunError::ShuttingDown);
+        }
+        match changes.recv_timeout(TICK) {
+            Ok(batch) => sent += send_rows(batch.into_iter().map(|(row, time, diff)| with(row, diff, time)).collect())?,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                let alive = ProgressFrame { seconds: started.elapsed().as_secs_f64(), ..ProgressFrame::default() };
+                if !frames.offer(&Frame::Progress(alive)) {
+                    bail!("the client went away");
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                frames.send(&Frame::Text(format!("view {name} was dropped")))?;
+                break;
+            }
+        }
+    }
+    Ok(DoneFrame { rows_out: sent, rows_sent: sent, ..DoneFrame::default() })
 }

@@ -139,6 +139,7 @@ fn serve(args: &ServeArgs, topology: &crate::cluster::Topology, stop: &AtomicBoo
         threads,
         running: Default::default(),
         shutdown: AtomicBool::new(false),
+        next_subscription: std::sync::atomic::AtomicU64::new(1 << 62),
     });
     let (http, http_thread) = control::start(state.clone(), listener)?;
     let file = match &args.connection_file {

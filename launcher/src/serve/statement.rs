@@ -27,6 +27,8 @@ pub enum Statement {
     /// `DROP VIEW name`.
     DropView(String),
     ShowViews,
+    /// `SUBSCRIBE view`.
+    Subscribe(String),
     /// `SHOW RELEASES [catalog]`.
     ShowReleases(Option<String>),
     /// `INGEST RELEASE 'label' INTO catalog FROM 'path'`.
@@ -157,6 +159,9 @@ pub fn classify(text: &str) -> Result<Statement, StatementError> {
         ["SHOW", "WORKERS"] => Statement::ShowWorkers,
         ["SHUTDOWN"] => Statement::Shutdown,
         ["SHOW", "VIEWS"] => Statement::ShowViews,
+        ["SUBSCRIBE", _] | ["SUBSCRIBE", "TO", _] => {
+            Statement::Subscribe(words(text).last().expect("a word").trim_matches('"').to_string())
+        }
         ["SHOW", "RELEASES"] => Statement::ShowReleases(None),
         ["SHOW", "RELEASES", _] => Statement::ShowReleases(Some(words(text)[2].trim_matches('"').to_string())),
         ["DROP", "VIEW", _] => Statement::DropView(words(text)[2].trim_matches('"').to_string()),

@@ -103,13 +103,13 @@ fn write_table(
     let tmp = path.with_extension("parquet.tmp");
     let file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let mut writer = ArrowWriter::try_new(file, plan.schema.clone(), None)?;
-    {
-        let snap = snapshot.lock().expect("view snapshot lock");
+    snapshot.with_rows(|snap| -> Result<()> {
         let rows: Vec<&Row> = snap.iter().flat_map(|(row, n)| std::iter::repeat_n(row, (*n).max(0) as usize)).collect();
         for chunk in rows.chunks(65_536) {
             writer.write(&batch_of(chunk, &plan.schema)?)?;
         }
-    }
+        Ok(())
+    })?;
     writer.close()?;
     std::fs::rename(&tmp, &path)?;
     // Keep the previous release's file (a query may still read it); drop older ones.
