@@ -23,6 +23,7 @@ const VIEWS: &[(&str, &str)] = &[
     ),
     ("bright", "SELECT objectId, coord_ra, mag_r FROM dp02 WHERE mag_r < 21"),
     ("totals", "SELECT COUNT(*) AS n, MAX(mag_i) AS top, SUM(tract) AS ts FROM dp02"),
+    ("faintest", "SELECT objectId, mag_r AS r, tract FROM dp02 WHERE mag_r < 30 ORDER BY r DESC, objectId LIMIT 25"),
 ];
 
 /// The releases, made once per test process: r1 (base), r2 and r3 (generated next releases),
@@ -121,7 +122,7 @@ fn run_sequence(extra: &[&str], releases: &Releases, state: &Path) -> (ServeProc
     check_views(&server, &d[0], &format!("{extra:?} release 1"));
     let summary = ingest(&server, "r2", &d[1]);
     assert!(summary.contains("release 2 \"r2\" of dp02"), "{summary}");
-    assert!(summary.contains("views updated: bright, cone_cells, per_tract, totals"), "{summary}");
+    assert!(summary.contains("views updated: bright, cone_cells, faintest, per_tract, totals"), "{summary}");
     check_views(&server, &d[1], &format!("{extra:?} release 2"));
     ingest(&server, "r3", &d[2]);
     check_views(&server, &d[2], &format!("{extra:?} release 3"));
@@ -279,4 +280,27 @@ fn subscribe_streams_each_release_s_changes() {
     let gone =
         starflow_e2e::eventually(Duration::from_secs(20), || server.sql("SHOW QUERIES").ok().lines().count() == 1);
     assert!(gone, "the subscription ends when its client goes");
+}
+
+#[test]
+fn view_shapes_not_maintained_are_refused_clearly() {
+    let releases = releases();
+    let catalog = format!("dp02={}", releases.dirs[0].display());
+    let server = ServeProcess::start(&["--catalog", &catalog, "--workers", "1"]);
+    let cases = [
+        ("SELECT objectId FROM dp02 LIMIT 5", "LIMIT without ORDER BY"),
+        ("SELECT tract, COUNT(*) FROM dp02 GROUP BY tract HAVING COUNT(*) > 3", "HAVING"),
+        ("SELECT tract, COUNT(*) / 2 FROM dp02 GROUP BY tract", "neither a GROUP BY key nor an aggregate"),
+        ("SELECT DISTINCT tract FROM dp02", "DISTINCT"),
+        ("SELECT mag_ii FROM dp02", "mag_i"),
+    ];
+    for (sql, needle) in cases {
+        let out = server.repl(&["-c", &format!("CREATE MATERIALIZED VIEW v AS {sql}")]);
+        out.clean_error(&[needle]);
+    }
+    server.repl(&["-c", "CREATE MATERIALIZED VIEW v AS SELECT tract FROM dp02"]).ok();
+    server.repl(&["-c", "CREATE MATERIALIZED VIEW v AS SELECT patch FROM dp02"]).clean_error(&["already"]);
+    server.repl(&["-c", "DROP VIEW v"]).ok();
+    server.repl(&["-c", "SELECT * FROM v"]).clean_error(&["v"]);
+    assert_eq!(server.sql("SHOW VIEWS").ok().lines().count(), 1, "no view left");
 }

@@ -51,15 +51,9 @@ pub fn plan_view(sql: &str, catalogs: &CatalogSet) -> Result<ViewPlan, PlanError
     let Some(Statement::Query(query)) = statements.pop() else {
         return Err(unsupported("a statement other than SELECT"));
     };
-    if query.order_by.is_some() {
-        return Err(unsupported("ORDER BY"));
-    }
-    if query.limit_clause.is_some() || query.fetch.is_some() {
-        return Err(unsupported("LIMIT"));
-    }
     let SetExpr::Select(select) = query.body.as_ref() else { return Err(unsupported("a set operation")) };
-    if select.top.is_some() {
-        return Err(unsupported("TOP"));
+    if query.order_by.is_some() || query.limit_clause.is_some() || query.fetch.is_some() || select.top.is_some() {
+        return top_k(&planned.plan, &query, select, catalog, schema);
     }
     if select.distinct.is_some() {
         return Err(unsupported("DISTINCT"));
@@ -160,6 +154,71 @@ pub fn plan_view(sql: &str, catalogs: &CatalogSet) -> Result<ViewPlan, PlanError
         keys: keys.len(),
         schema,
     })
+}
+
+/// `SELECT items FROM c [WHERE p] ORDER BY keys LIMIT k`: a partition contributes its own
+/// top k with the sort key values appended.
+fn top_k(
+    plan: &Plan,
+    query: &ast::Query,
+    select: &ast::Select,
+    catalog: String,
+    schema: SchemaRef,
+) -> Result<ViewPlan, PlanError> {
+    let Plan::Project { input, .. } = plan else { return Err(unsupported("this ORDER BY/LIMIT form")) };
+    let Plan::Sort { spec, input } = input.as_ref() else {
+        return Err(unsupported("LIMIT without ORDER BY (the first rows in catalog order change with every release)"));
+    };
+    let Some(k) = spec.limit else { return Err(unsupported("ORDER BY without LIMIT")) };
+    if contains_aggregate(input) {
+        return Err(unsupported("ORDER BY … LIMIT over a GROUP BY"));
+    }
+    let Some(order) = &query.order_by else { return Err(unsupported("TOP without ORDER BY")) };
+    let ast::OrderByKind::Expressions(exprs) = &order.kind else { return Err(unsupported("ORDER BY ALL")) };
+    let items: Vec<(String, Option<String>)> = select
+        .projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(e) => Ok((e.to_string(), None)),
+            SelectItem::ExprWithAlias { expr, alias } => Ok((expr.to_string(), Some(alias.value.clone()))),
+            _ => Err(unsupported("* with ORDER BY … LIMIT (name the columns)")),
+        })
+        .collect::<Result<_, _>>()?;
+    // Sort keys as SQL over the catalog (aliases and ordinals resolved to their expressions).
+    let key_sql: Vec<String> = exprs
+        .iter()
+        .map(|o| match &o.expr {
+            ast::Expr::Value(v) => match &v.value {
+                ast::Value::Number(n, _) => n
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| items.get(i.wrapping_sub(1)))
+                    .map(|(e, _)| e.clone())
+                    .ok_or_else(|| PlanError::Type(format!("ORDER BY {n} is not a select item position"))),
+                _ => Ok(o.expr.to_string()),
+            },
+            ast::Expr::Identifier(id) => Ok(items
+                .iter()
+                .find(|(_, a)| a.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(&id.value)))
+                .map_or_else(|| o.expr.to_string(), |(e, _)| e.clone())),
+            e => Ok(e.to_string()),
+        })
+        .collect::<Result<_, _>>()?;
+    let select_list: Vec<String> = select
+        .projection
+        .iter()
+        .map(ToString::to_string)
+        .chain(key_sql.iter().enumerate().map(|(i, k)| format!("{k} AS __s{i}")))
+        .collect();
+    let from = select.from.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    let mut contribution = format!("SELECT {} FROM {from}", select_list.join(", "));
+    if let Some(w) = &select.selection {
+        contribution += &format!(" WHERE {w}");
+    }
+    contribution += &format!(" {order} LIMIT {k}");
+    let keys = spec.keys.iter().map(|s| (s.descending, s.nulls_first)).collect();
+    let width = schema.fields().len();
+    Ok(ViewPlan { catalog, kind: ViewKind::TopK { k, width, keys }, contribution_sql: contribution, keys: 0, schema })
 }
 
 fn contains_aggregate(plan: &Plan) -> bool {

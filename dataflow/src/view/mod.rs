@@ -183,6 +183,16 @@ pub enum OutputColumn {
 pub enum ViewKind {
     /// The records' keys are the output rows.
     Rows,
+    /// `ORDER BY … LIMIT k`: each partition contributes its own top k (output columns, then
+    /// the sort key values); the view keeps the best k of those.
+    TopK {
+        /// Rows kept.
+        k: u64,
+        /// Output columns (the sort key values follow them in a record).
+        width: usize,
+        /// Per sort key: descending, nulls first.
+        keys: Vec<(bool, bool)>,
+    },
     /// Group-by: aggregates combined per key, output columns assembled from keys and aggregates.
     Aggregate {
         /// The aggregates, in payload order.
@@ -193,6 +203,47 @@ pub enum ViewKind {
 }
 
 impl ViewKind {
+    /// The best k rows of a top-k view from its partitions' candidates (ties broken by the
+    /// whole row, so the result depends only on the candidates).
+    pub fn top_rows(&self, records: &[(&(u64, Row), isize)]) -> Vec<Row> {
+        let ViewKind::TopK { k, width, keys } = self else { return vec![] };
+        let mut rows: Vec<&Row> = records
+            .iter()
+            .filter(|(_, diff)| *diff > 0)
+            .flat_map(|((_, row), diff)| std::iter::repeat_n(row, *diff as usize))
+            .collect();
+        let order = |a: &&Row, b: &&Row| {
+            for (i, (descending, nulls_first)) in keys.iter().enumerate() {
+                let (x, y) = (&a[width + i], &b[width + i]);
+                let o = match (x, y) {
+                    (Datum::Null, Datum::Null) => std::cmp::Ordering::Equal,
+                    (Datum::Null, _) => {
+                        if *nulls_first {
+                            std::cmp::Ordering::Less
+                        } else {
+                            std::cmp::Ordering::Greater
+                        }
+                    }
+                    (_, Datum::Null) => {
+                        if *nulls_first {
+                            std::cmp::Ordering::Greater
+                        } else {
+                            std::cmp::Ordering::Less
+                        }
+                    }
+                    _ if *descending => y.cmp(x),
+                    _ => x.cmp(y),
+                };
+                if o != std::cmp::Ordering::Equal {
+                    return o;
+                }
+            }
+            a.cmp(b)
+        };
+        rows.sort_by(order);
+        rows.into_iter().take(*k as usize).map(|r| r[..*width].to_vec()).collect()
+    }
+
     /// The output row of one group from its (partition, partials) records (sorted by partition).
     pub fn group_row(&self, key: &Row, records: &[(&(u64, Row), isize)]) -> Option<Row> {
         let ViewKind::Aggregate { aggs, output } = self else { return None };
@@ -294,6 +345,14 @@ pub(crate) fn install_view(
         let (input, records) = scope.new_collection::<ViewRecord, isize>();
         let output = match &kind {
             ViewKind::Rows => records.map(|(row, _)| row).consolidate(),
+            ViewKind::TopK { .. } => {
+                let kind = kind.clone();
+                records
+                    .reduce_named("ViewTopK", move |_key, input, output| {
+                        output.extend(kind.top_rows(input).into_iter().map(|row| (row, 1)));
+                    })
+                    .map(|(_key, row)| row)
+            }
             ViewKind::Aggregate { .. } => {
                 let kind = kind.clone();
                 records
@@ -335,6 +394,20 @@ mod tests {
         for x in xs {
             assert_eq!(OrdF64::new(x).get().to_bits(), x.to_bits());
         }
+    }
+
+    #[test]
+    fn top_k_orders_like_sql_and_breaks_ties_by_row() {
+        // Rows: [id, key]; ORDER BY key DESC (NULLs first, as PostgreSQL) LIMIT 3.
+        let kind = ViewKind::TopK { k: 3, width: 1, keys: vec![(true, true)] };
+        let r = |id: i64, key: Datum| (id as u64, vec![Datum::Int(id), key]);
+        let (a, b, c, d) =
+            (r(1, Datum::float(2.0)), r(2, Datum::Null), r(3, Datum::float(5.0)), r(4, Datum::float(5.0)));
+        let top = kind.top_rows(&[(&a, 1), (&b, 1), (&c, 1), (&d, 1)]);
+        assert_eq!(top, vec![vec![Datum::Int(2)], vec![Datum::Int(3)], vec![Datum::Int(4)]]);
+        // Ascending, NULLs last.
+        let kind = ViewKind::TopK { k: 2, width: 1, keys: vec![(false, false)] };
+        assert_eq!(kind.top_rows(&[(&b, 1), (&a, 1), (&c, 1)]), vec![vec![Datum::Int(1)], vec![Datum::Int(3)]]);
     }
 
     #[test]

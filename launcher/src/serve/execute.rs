@@ -493,6 +493,7 @@ fn show_views(store: &Store) -> Result<RecordBatch> {
     let views: Vec<_> = store.views.values().collect();
     let kind = |v: &super::store::View| match v.plan.kind {
         starflow_dataflow::view::ViewKind::Rows => "rows",
+        starflow_dataflow::view::ViewKind::TopK { .. } => "top-k",
         starflow_dataflow::view::ViewKind::Aggregate { .. } => "group-by",
     };
     batch(vec![

@@ -82,6 +82,8 @@ fn to_records(batch: &RecordBatch, plan: &ViewPlan, partition: u64) -> Result<Ve
         .into_iter()
         .map(|mut row| match plan.kind {
             ViewKind::Rows => (row, (partition, Row::new())),
+            // One reducer sees every partition's candidates.
+            ViewKind::TopK { .. } => (Row::new(), (partition, row)),
             ViewKind::Aggregate { .. } => {
                 let partials = row.split_off(plan.keys);
                 (row, (partition, partials))
