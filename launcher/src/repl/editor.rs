@@ -197,7 +197,7 @@ mod tests {
         assert_eq!(words, ["detect_isPrimary", "DESC", "DESCRIBE"]);
         // Multi-byte separators (a full-width comma, a non-breaking space) are word ends.
         let (start, c) = helper.complete("SELECT，ma", 11, &ctx).unwrap();
-        assert_eq!((start, c.len()), (9, 1));
+        assert_eq!((start, c[0].replacement.as_str()), (9, "mag_i"));
         let (start, _) = helper.complete("SELECT\u{a0}ma", 10, &ctx).unwrap();
         assert_eq!(start, 8);
     }
