@@ -304,3 +304,80 @@ fn view_shapes_not_maintained_are_refused_clearly() {
     server.repl(&["-c", "SELECT * FROM v"]).clean_error(&["v"]);
     assert_eq!(server.sql("SHOW VIEWS").ok().lines().count(), 1, "no view left");
 }
+
+/// The join view's expected rows, computed from each side's rows read with `starflow query`
+/// (the engine has no join: the test joins in Rust).
+fn expected_join(a: &Path, b: &Path) -> Vec<String> {
+    let side = |name: &str, dir: &Path, sql: &str| -> Vec<Vec<String>> {
+        let out = starflow(&["query", "--catalog", &format!("{name}={}", dir.display()), "--format", "csv", sql]);
+        out.ok().lines().skip(1).map(|l| l.split(',').map(str::to_string).collect()).collect()
+    };
+    let left = side("dp02", a, "SELECT objectId, mag_r FROM dp02 WHERE mag_r < 25");
+    let right = side("other", b, "SELECT objectId, mag_i, tract FROM other WHERE mag_i > 20");
+    let mut by_id: std::collections::HashMap<&str, Vec<&Vec<String>>> = Default::default();
+    for r in &right {
+        by_id.entry(r[0].as_str()).or_default().push(r);
+    }
+    let mut rows: Vec<String> = left
+        .iter()
+        .flat_map(|l| {
+            by_id.get(l[0].as_str()).into_iter().flatten().map(move |r| format!("{},{},{},{}", l[0], l[1], r[1], r[2]))
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn a_join_view_follows_releases_of_both_catalogs() {
+    let releases = releases();
+    let d = &releases.dirs;
+    let other = Scratch::new("other");
+    let (b1, b2) = (other.join("b1"), other.join("b2"));
+    // Same tracts and object ids as dp02's first release, other magnitudes.
+    generate_dp02(&b1, &Dp02Options { files: 6, rows: 6_000, seed: 21, row_group_rows: 500 }).unwrap();
+    generate_release(&b1, &b2, &ReleaseOptions { seed: 9, replace_frac: 0.5, add_frac: 0.0, remove_frac: 0.17 })
+        .unwrap();
+    let state = Scratch::new("state");
+    let (ca, cb) = (format!("dp02={}", d[0].display()), format!("other={}", b1.display()));
+    let server = ServeProcess::start(&[
+        "--catalog",
+        &ca,
+        "--catalog",
+        &cb,
+        "--state-dir",
+        state.path().to_str().unwrap(),
+        "--processes",
+        "2",
+        "--workers",
+        "1",
+    ]);
+    let sql = "SELECT a.objectId, a.mag_r, b.mag_i AS other_i, b.tract FROM dp02 a JOIN other b ON a.objectId = b.objectId WHERE a.mag_r < 25 AND b.mag_i > 20";
+    server.repl(&["-c", &format!("CREATE MATERIALIZED VIEW matched AS {sql}")]).ok();
+    let check = |a: &Path, b: &Path, when: &str| {
+        let got = view_csv(&server, "matched");
+        let mut rows: Vec<String> = got.lines().skip(1).map(str::to_string).collect();
+        rows.sort();
+        let want = expected_join(a, b);
+        assert!(!want.is_empty(), "{when}: the join is not empty");
+        assert_eq!(got.lines().next(), Some("objectId,mag_r,other_i,tract"), "{when}");
+        assert_eq!(rows, want, "{when}: the join view equals the join of both sides' rows");
+    };
+    check(&d[0], &b1, "at the start");
+    let out = starflow(&[
+        "ingest",
+        "--connect",
+        server.conn.to_str().unwrap(),
+        "--catalog",
+        "other",
+        "--release",
+        "b2",
+        b2.to_str().unwrap(),
+    ]);
+    assert!(out.ok().contains("views updated: matched"), "{}", out.stdout);
+    check(&d[0], &b2, "after a release of the second catalog");
+    ingest(&server, "r2", &d[1]);
+    check(&d[1], &b2, "after a release of the first catalog");
+    ingest(&server, "r3", &d[2]);
+    check(&d[2], &b2, "after another release of the first catalog");
+}

@@ -4,6 +4,7 @@
 mod bounds;
 mod convert;
 pub mod view;
+mod view_join;
 
 use std::sync::Arc;
 

@@ -31,6 +31,34 @@ pub struct ViewPlan {
     pub keys: usize,
     /// The view's output schema (as the same query run from scratch returns it).
     pub schema: SchemaRef,
+    /// A join view's second catalog (the fields above describe the first).
+    pub other: Option<JoinSide>,
+}
+
+/// The second catalog of a join view.
+#[derive(Debug, Clone)]
+pub struct JoinSide {
+    /// The catalog (resolved name).
+    pub catalog: String,
+    /// One file's contribution: the join keys, then the columns the view shows.
+    pub contribution_sql: String,
+    /// Number of join keys at the front of a contribution row.
+    pub keys: usize,
+}
+
+impl ViewPlan {
+    /// The catalogs the view reads, by side.
+    pub fn catalogs(&self) -> Vec<&str> {
+        std::iter::once(self.catalog.as_str()).chain(self.other.as_ref().map(|o| o.catalog.as_str())).collect()
+    }
+
+    /// (catalog, contribution query, keys) of side `side`.
+    pub fn side(&self, side: usize) -> (&str, &str, usize) {
+        match (side, &self.other) {
+            (1, Some(o)) => (&o.catalog, &o.contribution_sql, o.keys),
+            _ => (&self.catalog, &self.contribution_sql, self.keys),
+        }
+    }
 }
 
 fn unsupported(what: &str) -> PlanError {
@@ -41,6 +69,13 @@ fn unsupported(what: &str) -> PlanError {
 
 /// Plans `sql` (a SELECT) as a maintained view over `catalogs`.
 pub fn plan_view(sql: &str, catalogs: &CatalogSet) -> Result<ViewPlan, PlanError> {
+    if let Ok(mut statements) = Parser::parse_sql(&GenericDialect {}, sql)
+        && let Some(Statement::Query(query)) = statements.pop()
+        && let SetExpr::Select(select) = query.body.as_ref()
+        && select.from.first().is_some_and(|f| !f.joins.is_empty())
+    {
+        return super::view_join::plan_join(&query, select, catalogs);
+    }
     let planned = plan_sql(sql, catalogs, &PlanOptions::default())?;
     if planned.explain {
         return Err(PlanError::Unsupported("EXPLAIN as a view".into()));
@@ -72,6 +107,7 @@ pub fn plan_view(sql: &str, catalogs: &CatalogSet) -> Result<ViewPlan, PlanError
             contribution_sql: sql.trim().to_string(),
             keys: 0,
             schema,
+            other: None,
         });
     }
     let items: Vec<(&ast::Expr, Option<&str>)> = select
@@ -153,6 +189,7 @@ pub fn plan_view(sql: &str, catalogs: &CatalogSet) -> Result<ViewPlan, PlanError
         contribution_sql: contribution,
         keys: keys.len(),
         schema,
+        other: None,
     })
 }
 
@@ -218,7 +255,14 @@ fn top_k(
     contribution += &format!(" {order} LIMIT {k}");
     let keys = spec.keys.iter().map(|s| (s.descending, s.nulls_first)).collect();
     let width = schema.fields().len();
-    Ok(ViewPlan { catalog, kind: ViewKind::TopK { k, width, keys }, contribution_sql: contribution, keys: 0, schema })
+    Ok(ViewPlan {
+        catalog,
+        kind: ViewKind::TopK { k, width, keys },
+        contribution_sql: contribution,
+        keys: 0,
+        schema,
+        other: None,
+    })
 }
 
 fn contains_aggregate(plan: &Plan) -> bool {

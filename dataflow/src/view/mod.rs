@@ -26,6 +26,9 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Probe;
 use timely::dataflow::operators::generic::Operator;
 
+/// The bit of a partition id that marks a join view's second catalog.
+pub const JOIN_RIGHT: u64 = 1 << 63;
+
 /// An `f64` with a total order (IEEE `totalOrder`), so it can be part of a differential key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct OrdF64(u64);
@@ -193,6 +196,12 @@ pub enum ViewKind {
         /// Per sort key: descending, nulls first.
         keys: Vec<(bool, bool)>,
     },
+    /// Two catalogs joined on keys: records of the second carry [`JOIN_RIGHT`] in their
+    /// partition id; output columns are (side, column) of the joined rows.
+    Join {
+        /// Where each output column comes from.
+        output: Vec<(usize, usize)>,
+    },
     /// Group-by: aggregates combined per key, output columns assembled from keys and aggregates.
     Aggregate {
         /// The aggregates, in payload order.
@@ -345,6 +354,18 @@ pub(crate) fn install_view(
         let (input, records) = scope.new_collection::<ViewRecord, isize>();
         let output = match &kind {
             ViewKind::Rows => records.map(|(row, _)| row).consolidate(),
+            ViewKind::Join { output } => {
+                let output = output.clone();
+                let side = |right: bool| {
+                    records
+                        .clone()
+                        .filter(move |(_, (p, _))| (p & JOIN_RIGHT != 0) == right)
+                        .map(|(key, (_, columns))| (key, columns))
+                };
+                side(false).join(side(true)).map(move |(_key, (l, r))| {
+                    output.iter().map(|&(s, i)| if s == 0 { l[i].clone() } else { r[i].clone() }).collect()
+                })
+            }
             ViewKind::TopK { .. } => {
                 let kind = kind.clone();
                 records

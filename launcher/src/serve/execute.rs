@@ -494,11 +494,12 @@ fn show_views(store: &Store) -> Result<RecordBatch> {
     let kind = |v: &super::store::View| match v.plan.kind {
         starflow_dataflow::view::ViewKind::Rows => "rows",
         starflow_dataflow::view::ViewKind::TopK { .. } => "top-k",
+        starflow_dataflow::view::ViewKind::Join { .. } => "join",
         starflow_dataflow::view::ViewKind::Aggregate { .. } => "group-by",
     };
     batch(vec![
         ("name", Arc::new(StringArray::from_iter_values(views.iter().map(|v| v.name.as_str())))),
-        ("catalog", Arc::new(StringArray::from_iter_values(views.iter().map(|v| v.plan.catalog.as_str())))),
+        ("catalog", Arc::new(StringArray::from_iter_values(views.iter().map(|v| v.plan.catalogs().join(" ⋈ "))))),
         ("kind", Arc::new(StringArray::from_iter_values(views.iter().map(|v| kind(v))))),
         ("release", Arc::new(UInt64Array::from_iter_values(views.iter().map(|v| v.release)))),
         ("rows", Arc::new(UInt64Array::from_iter_values(views.iter().map(|v| v.table.num_rows())))),

@@ -15,7 +15,7 @@ use starflow_catalogs::ParquetCatalog;
 use starflow_catalogs::release::{Manifest, ManifestFile, scan_release};
 use starflow_dataflow::sql::view::{ViewPlan, plan_view};
 use starflow_dataflow::view::convert::{batch_of, rows_of};
-use starflow_dataflow::view::{Row, ViewKind, ViewRecord};
+use starflow_dataflow::view::{JOIN_RIGHT, Row, ViewKind, ViewRecord};
 use starflow_dataflow::{CatalogSet, PlanOptions, QueryEvent, Server, Waited, plan_sql};
 
 use super::store::{CatalogState, Store, View};
@@ -23,11 +23,17 @@ use super::store::{CatalogState, Store, View};
 /// Contribution queries in flight at once.
 const IN_FLIGHT: usize = 16;
 
-/// Runs the view's contribution query over each of `files` (of `manifest`, opened as
-/// `catalog`); returns each file's records, keyed by partition id.
+/// The ledger key of a file of one side of a view (a join's second catalog is tagged).
+fn tagged(partition: u64, side: usize) -> u64 {
+    if side == 1 { partition | JOIN_RIGHT } else { partition }
+}
+
+/// Runs the contribution query of the view's side `side` over each of `files` (of
+/// `manifest`, opened as `catalog`); returns each file's records, keyed by tagged partition id.
 fn contributions(
     server: &Server,
     plan: &ViewPlan,
+    side: usize,
     manifest: &Manifest,
     catalog: &ParquetCatalog,
     files: &[&ManifestFile],
@@ -48,15 +54,15 @@ fn contributions(
                 files: vec![catalog.files[i].clone()],
                 schema: catalog.schema.clone(),
             });
-            let planned = plan_sql(&plan.contribution_sql, &set, &PlanOptions::default())?;
+            let planned = plan_sql(plan.side(side).1, &set, &PlanOptions::default())?;
             tracing::debug!(file = mf.path, "contribution planned");
-            handles.push((mf.partition, &mf.path, server.submit(planned.plan, &set)));
+            handles.push((tagged(mf.partition, side), &mf.path, server.submit(planned.plan, &set)));
         }
         for (partition, path, handle) in handles {
             let mut records = Vec::new();
             loop {
                 match handle.wait_event(Duration::from_secs(3600)) {
-                    Waited::Event(QueryEvent::Batch(b)) => records.extend(to_records(&b, plan, partition)?),
+                    Waited::Event(QueryEvent::Batch(b)) => records.extend(to_records(&b, plan, side, partition)?),
                     Waited::Event(QueryEvent::Done(result)) => {
                         let stats = result.with_context(|| format!("reading {path} for the view"))?;
                         tracing::debug!(
@@ -77,10 +83,19 @@ fn contributions(
     Ok(out)
 }
 
-fn to_records(batch: &RecordBatch, plan: &ViewPlan, partition: u64) -> Result<Vec<ViewRecord>> {
+fn to_records(batch: &RecordBatch, plan: &ViewPlan, side: usize, partition: u64) -> Result<Vec<ViewRecord>> {
+    let keys = plan.side(side).2;
     Ok(rows_of(batch)?
         .into_iter()
+        // SQL joins never match NULL keys.
+        .filter(|row| {
+            !matches!(plan.kind, ViewKind::Join { .. }) || !row[..keys].contains(&starflow_dataflow::view::Datum::Null)
+        })
         .map(|mut row| match plan.kind {
+            ViewKind::Join { .. } => {
+                let columns = row.split_off(keys);
+                (row, (partition, columns))
+            }
             ViewKind::Rows => (row, (partition, Row::new())),
             // One reducer sees every partition's candidates.
             ViewKind::TopK { .. } => (Row::new(), (partition, row)),
@@ -133,19 +148,23 @@ pub fn create_view(store: &mut Store, server: &Server, name: &str, sql: &str) ->
         bail!("\"{name}\" is already a catalog or a view");
     }
     let plan = plan_view(sql, &store.catalog_set())?;
-    let Some(cs) = store.catalogs.get(&plan.catalog) else {
-        bail!("views read catalogs, and \"{}\" is a view", plan.catalog);
-    };
-    let manifest = cs.latest();
-    let files: Vec<&ManifestFile> = manifest.files.iter().collect();
-    let ledger = contributions(server, &plan, manifest, &cs.current, &files)?;
-    let release = manifest.release;
+    let mut ledger = HashMap::new();
+    let mut release = 0;
+    for (side, catalog) in plan.catalogs().into_iter().enumerate() {
+        let Some(cs) = store.catalogs.get(catalog) else {
+            bail!("views read catalogs, and \"{catalog}\" is a view");
+        };
+        let manifest = cs.latest();
+        let files: Vec<&ManifestFile> = manifest.files.iter().collect();
+        ledger.extend(contributions(server, &plan, side, manifest, &cs.current, &files)?);
+        release = release.max(manifest.release);
+    }
     let (id, snapshot) = server.create_view(name, plan.kind.clone(), release);
     let records: Vec<(ViewRecord, isize)> = ledger.values().flatten().map(|r| (r.clone(), 1)).collect();
     wait(server.update_view(id, release, records))?;
     let table = write_table(store, name, &plan, &snapshot, release)?;
     let rows = table.num_rows();
-    let catalog = plan.catalog.clone();
+    let catalog = plan.catalogs().join(" ⋈ ");
     store.views.insert(
         name.to_string(),
         View { name: name.to_string(), sql: sql.to_string(), plan, id, snapshot, ledger, release, table },
@@ -201,31 +220,34 @@ pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, pa
     })?;
     let scanned = started.elapsed();
     let entering: Vec<&ManifestFile> = delta.entering().collect();
-    let leaving: Vec<u64> = delta.leaving().map(|f| f.partition).collect();
     // Compute every view's delta before changing anything.
     let mut updates = Vec::new();
-    for view in store.views.values().filter(|v| v.plan.catalog == catalog) {
-        let added = contributions(server, &view.plan, &manifest, &new_catalog, &entering)
+    for view in store.views.values() {
+        let Some(side) = view.plan.catalogs().iter().position(|c| *c == catalog) else { continue };
+        let added = contributions(server, &view.plan, side, &manifest, &new_catalog, &entering)
             .with_context(|| format!("release \"{label}\" of {catalog} rejected while updating view {}", view.name))?;
+        let leaving: Vec<u64> = delta.leaving().map(|f| tagged(f.partition, side)).collect();
         let mut records: Vec<(ViewRecord, isize)> = Vec::new();
         for p in &leaving {
             records.extend(view.ledger.get(p).into_iter().flatten().map(|r| (r.clone(), -1)));
         }
         records.extend(added.values().flatten().map(|r| (r.clone(), 1)));
-        updates.push((view.name.clone(), added, records));
+        // A view's time: its catalog's release (a join view: the next after both sides').
+        let time = manifest.release.max(view.release + 1);
+        updates.push((view.name.clone(), added, leaving, records, time));
     }
     let computed = started.elapsed();
     let mut names = Vec::new();
-    for (name, added, records) in updates {
+    for (name, added, leaving, records, time) in updates {
         let view = store.views.get(&name).expect("view");
-        wait(server.update_view(view.id, manifest.release, records))?;
-        let table = write_table(store, &name, &view.plan, &view.snapshot, manifest.release)?;
+        wait(server.update_view(view.id, time, records))?;
+        let table = write_table(store, &name, &view.plan, &view.snapshot, time)?;
         let view = store.views.get_mut(&name).expect("view");
         for p in &leaving {
             view.ledger.remove(p);
         }
         view.ledger.extend(added);
-        view.release = manifest.release;
+        view.release = time;
         view.table = table;
         names.push(name);
     }
