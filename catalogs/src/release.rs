@@ -202,27 +202,26 @@ pub fn scan_release(
     }
     let mut next_partition = previous_manifest.map_or(1, |m| m.next_partition);
     let mut files = Vec::with_capacity(catalog.files.len());
-    // Checksums of new files, several at once.
-    let fresh: Vec<&Path> =
-        catalog.files.iter().zip(&stats).filter(|(_, s)| s.cached.is_none()).map(|(f, _)| f.path.as_path()).collect();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(fresh.len().max(1));
-    let mut sums: HashMap<&Path, String> = HashMap::new();
-    std::thread::scope(|scope| -> Result<()> {
-        let handles: Vec<_> = fresh
-            .chunks(fresh.len().div_ceil(threads).max(1))
-            .map(|chunk| {
-                scope.spawn(move || chunk.iter().map(|p| Ok((*p, checksum_file(p)?))).collect::<Result<Vec<_>>>())
-            })
-            .collect();
-        for h in handles {
-            sums.extend(h.join().expect("checksum thread")?);
-        }
-        Ok(())
-    })?;
+    // Files the previous release had (same inode, or same path, with unchanged size and mtime)
+    // are the same files: nothing to read. The others are hashed, several at once, unless this
+    // is a catalog's first release (nothing to compare with: checksums are computed when a
+    // later release needs them).
+    let fresh: Vec<&Path> = match previous_manifest {
+        None => vec![],
+        Some(_) => catalog
+            .files
+            .iter()
+            .zip(&stats)
+            .filter(|(_, s)| s.cached.is_none())
+            .map(|(f, _)| f.path.as_path())
+            .collect(),
+    };
+    let mut sums = checksums(&fresh)?;
+    let mut cached = Vec::with_capacity(stats.len());
     for (file, stat) in catalog.files.iter().zip(stats) {
         let checksum = match (stat.cached, previous_manifest) {
             (Some(i), Some(m)) => m.files[i].checksum.clone(),
-            _ => sums.remove(file.path.as_path()).expect("a checksum for each new file"),
+            _ => sums.remove(file.path.as_path()).unwrap_or_default(),
         };
         let schema_text: Vec<String> = file
             .columns
@@ -231,6 +230,7 @@ pub fn scan_release(
             .filter(|(c, _)| c.is_some())
             .map(|(_, f)| format!("{}:{}", f.name(), f.data_type()))
             .collect();
+        cached.push(stat.cached);
         files.push(ManifestFile {
             path: stat.relative,
             size: stat.size,
@@ -242,18 +242,55 @@ pub fn scan_release(
             partition: 0,
         });
     }
-    // Match by content first, then by path.
     let mut delta = ReleaseDelta::default();
-    let mut by_checksum: HashMap<&str, Vec<&ManifestFile>> = HashMap::new();
-    let mut by_path: HashMap<&str, &ManifestFile> = HashMap::new();
-    for f in previous_manifest.map(|m| m.files.as_slice()).unwrap_or_default() {
-        by_checksum.entry(f.checksum.as_str()).or_default().push(f);
-        by_path.insert(f.path.as_str(), f);
-    }
+    let previous_files = previous_manifest.map(|m| m.files.as_slice()).unwrap_or_default();
     let mut matched: std::collections::HashSet<u64> = Default::default();
+    // 1. The same files.
+    for (f, c) in files.iter_mut().zip(&cached) {
+        // (Two new names for one previous file: the second is new content to the views.)
+        if let Some(i) = c
+            && !matched.contains(&previous_files[*i].partition)
+        {
+            f.partition = previous_files[*i].partition;
+            matched.insert(f.partition);
+            delta.unchanged += 1;
+        }
+    }
+    // 2. The same content elsewhere (a copy, a rename): hash the previous files still
+    // unmatched whose checksum was never needed, if they are still there as they were.
+    let unknown: Vec<PathBuf> = previous_manifest
+        .map(|m| {
+            m.files
+                .iter()
+                .filter(|f| !matched.contains(&f.partition) && f.checksum.is_empty())
+                .filter(|f| {
+                    let p = m.file_path(f);
+                    fs::metadata(&p).is_ok_and(|meta| {
+                        let mtime = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok());
+                        meta.len() == f.size && mtime.map_or(0, |d| d.as_nanos() as u64) == f.mtime_ns
+                    })
+                })
+                .map(|f| m.file_path(f))
+                .collect()
+        })
+        .unwrap_or_default();
+    let old_sums = checksums(&unknown.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
+    let mut by_checksum: HashMap<String, Vec<&ManifestFile>> = HashMap::new();
+    for f in previous_files.iter().filter(|f| !matched.contains(&f.partition)) {
+        let sum = previous_manifest
+            .and_then(|m| old_sums.get(m.file_path(f).as_path()))
+            .cloned()
+            .unwrap_or_else(|| f.checksum.clone());
+        if !sum.is_empty() {
+            by_checksum.entry(sum).or_default().push(f);
+        }
+    }
+    let by_path: HashMap<&str, &ManifestFile> = previous_files.iter().map(|f| (f.path.as_str(), f)).collect();
     let mut fresh = Vec::new();
-    for f in &mut files {
-        if let Some(old) = by_checksum.get_mut(f.checksum.as_str()).and_then(Vec::pop) {
+    for f in files.iter_mut().filter(|f| f.partition == 0) {
+        if let Some(old) =
+            by_checksum.get_mut(f.checksum.as_str()).and_then(Vec::pop).filter(|_| !f.checksum.is_empty())
+        {
             f.partition = old.partition;
             matched.insert(old.partition);
             delta.unchanged += 1;
@@ -263,6 +300,7 @@ pub fn scan_release(
             fresh.push(f.clone());
         }
     }
+    // 3. New content under a previous path replaces it; the rest is added.
     for f in fresh {
         match by_path.get(f.path.as_str()).filter(|old| !matched.contains(&old.partition)) {
             Some(old) => {
@@ -272,9 +310,7 @@ pub fn scan_release(
             None => delta.added.push(f),
         }
     }
-    delta.removed = previous_manifest
-        .map(|m| m.files.iter().filter(|f| !matched.contains(&f.partition)).cloned().collect())
-        .unwrap_or_default();
+    delta.removed = previous_files.iter().filter(|f| !matched.contains(&f.partition)).cloned().collect();
     let manifest = Manifest {
         catalog: name.to_string(),
         release: previous_manifest.map_or(1, |m| m.release + 1),
@@ -285,6 +321,25 @@ pub fn scan_release(
         next_partition,
     };
     Ok((manifest, delta, catalog))
+}
+
+/// Checksums of `paths`, computed on as many threads as there are cores.
+fn checksums<'p>(paths: &[&'p Path]) -> Result<HashMap<&'p Path, String>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(paths.len().max(1));
+    let mut sums = HashMap::new();
+    std::thread::scope(|scope| -> Result<()> {
+        let handles: Vec<_> = paths
+            .chunks(paths.len().div_ceil(threads).max(1))
+            .map(|chunk| {
+                scope.spawn(move || chunk.iter().map(|p| Ok((*p, checksum_file(p)?))).collect::<Result<Vec<_>>>())
+            })
+            .collect();
+        for h in handles {
+            sums.extend(h.join().expect("checksum thread")?);
+        }
+        Ok(())
+    })?;
+    Ok(sums)
 }
 
 /// Opens the catalog of `paths`, reading footers only of files not `cached` (an index into
