@@ -280,6 +280,18 @@ fn subscribe_streams_each_release_s_changes() {
     let gone =
         starflow_e2e::eventually(Duration::from_secs(20), || server.sql("SHOW QUERIES").ok().lines().count() == 1);
     assert!(gone, "the subscription ends when its client goes");
+    // A subscriber whose view is dropped: its subscription ends by itself, cleanly.
+    let mut second = server
+        .repl_command(&["-c", &format!("SUBSCRIBE {name}")])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first_line = String::new();
+    std::io::BufReader::new(second.stdout.as_mut().unwrap()).read_line(&mut first_line).unwrap();
+    server.repl(&["-c", &format!("DROP VIEW {name}")]).ok();
+    let out = second.wait_with_output().unwrap();
+    assert!(out.status.success(), "the subscription ends cleanly when its view is dropped");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("view {name} was dropped")));
 }
 
 #[test]

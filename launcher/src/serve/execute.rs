@@ -554,6 +554,8 @@ fn subscribe(state: &State, name: &str, text: &str, client: &str, frames: &Frame
         Ok(rows.len() as u64)
     };
     let (initial, changes) = contents.subscribe();
+    // Hold only the receiver: when the view is dropped its contents go, and so do the changes.
+    drop(contents);
     let id = state.next_subscription.fetch_add(1, Ordering::Relaxed);
     let cancelled = Arc::new(AtomicBool::new(false));
     let flag = cancelled.clone();
