@@ -33,6 +33,10 @@ pub struct ViewPlan {
     pub schema: SchemaRef,
     /// A join view's second catalog (the fields above describe the first).
     pub other: Option<JoinSide>,
+    /// Group-by views: for each partial of each aggregate, in order, its column in a
+    /// contribution row after the keys (shared partials — `AVG(x)` and `STDDEV(x)` both need
+    /// `COUNT(x)` and `SUM(x)` — are computed once).
+    pub layout: Vec<usize>,
 }
 
 /// The second catalog of a join view.
@@ -108,6 +112,7 @@ pub fn plan_view(sql: &str, catalogs: &CatalogSet) -> Result<ViewPlan, PlanError
             keys: 0,
             schema,
             other: None,
+            layout: vec![],
         });
     }
     let items: Vec<(&ast::Expr, Option<&str>)> = select
@@ -140,26 +145,28 @@ pub fn plan_view(sql: &str, catalogs: &CatalogSet) -> Result<ViewPlan, PlanError
         })
         .collect::<Result<_, _>>()?;
     let mut aggs = Vec::new();
-    let mut partials = Vec::new();
+    let mut partials: Vec<String> = Vec::new();
+    let mut layout = Vec::new();
     let mut output = Vec::new();
     for (expr, _) in &items {
         if let Some((agg, arg)) = aggregate_call(expr)? {
-            let p = partials.len();
-            let a = |i: usize| format!("__p{}", p + i);
-            match (agg, arg.as_deref()) {
-                (ViewAgg::Count, None) => partials.push(format!("COUNT(*) AS {}", a(0))),
-                (ViewAgg::Count, Some(x)) => partials.push(format!("COUNT({x}) AS {}", a(0))),
-                (ViewAgg::Sum | ViewAgg::Avg, Some(x)) => {
-                    partials.extend([format!("COUNT({x}) AS {}", a(0)), format!("SUM({x}) AS {}", a(1))])
+            let needed: Vec<String> = match (agg, arg.as_deref()) {
+                (ViewAgg::Count, None) => vec!["COUNT(*)".into()],
+                (ViewAgg::Count, Some(x)) => vec![format!("COUNT({x})")],
+                (ViewAgg::Sum | ViewAgg::Avg, Some(x)) => vec![format!("COUNT({x})"), format!("SUM({x})")],
+                (ViewAgg::Stddev, Some(x)) => {
+                    vec![format!("COUNT({x})"), format!("SUM({x})"), format!("SUM(POWER({x}, 2))")]
                 }
-                (ViewAgg::Stddev, Some(x)) => partials.extend([
-                    format!("COUNT({x}) AS {}", a(0)),
-                    format!("SUM({x}) AS {}", a(1)),
-                    format!("SUM(POWER({x}, 2)) AS {}", a(2)),
-                ]),
-                (ViewAgg::Min, Some(x)) => partials.push(format!("MIN({x}) AS {}", a(0))),
-                (ViewAgg::Max, Some(x)) => partials.push(format!("MAX({x}) AS {}", a(0))),
+                (ViewAgg::Min, Some(x)) => vec![format!("MIN({x})")],
+                (ViewAgg::Max, Some(x)) => vec![format!("MAX({x})")],
                 (_, None) => return Err(PlanError::Type(format!("{expr} needs an argument"))),
+            };
+            for p in needed {
+                let slot = partials.iter().position(|q| *q == p).unwrap_or_else(|| {
+                    partials.push(p);
+                    partials.len() - 1
+                });
+                layout.push(slot);
             }
             output.push(OutputColumn::Agg(aggs.len()));
             aggs.push(agg);
@@ -174,7 +181,11 @@ pub fn plan_view(sql: &str, catalogs: &CatalogSet) -> Result<ViewPlan, PlanError
         }
     }
     let key_list: Vec<String> = keys.iter().enumerate().map(|(i, k)| format!("{k} AS __k{i}")).collect();
-    let select_list = key_list.into_iter().chain(partials).collect::<Vec<_>>().join(", ");
+    let select_list = key_list
+        .into_iter()
+        .chain(partials.iter().enumerate().map(|(i, p)| format!("{p} AS __p{i}")))
+        .collect::<Vec<_>>()
+        .join(", ");
     let from = select.from.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
     let mut contribution = format!("SELECT {select_list} FROM {from}");
     if let Some(w) = &select.selection {
@@ -190,6 +201,7 @@ pub fn plan_view(sql: &str, catalogs: &CatalogSet) -> Result<ViewPlan, PlanError
         keys: keys.len(),
         schema,
         other: None,
+        layout,
     })
 }
 
@@ -262,6 +274,7 @@ fn top_k(
         keys: 0,
         schema,
         other: None,
+        layout: vec![],
     })
 }
 

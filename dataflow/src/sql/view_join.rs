@@ -237,5 +237,6 @@ pub(super) fn plan_join(
         keys,
         schema: Arc::new(Schema::new(fields)),
         other: Some(other),
+        layout: vec![],
     })
 }

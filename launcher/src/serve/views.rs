@@ -100,8 +100,8 @@ fn to_records(batch: &RecordBatch, plan: &ViewPlan, side: usize, partition: u64)
             // One reducer sees every partition's candidates.
             ViewKind::TopK { .. } => (Row::new(), (partition, row)),
             ViewKind::Aggregate { .. } => {
-                let partials = row.split_off(plan.keys);
-                (row, (partition, partials))
+                let columns = row.split_off(plan.keys);
+                (row, (partition, plan.layout.iter().map(|&c| columns[c].clone()).collect()))
             }
         })
         .collect())
