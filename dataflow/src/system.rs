@@ -40,6 +40,16 @@ pub fn process_started() -> Instant {
     *STARTED.get_or_init(Instant::now)
 }
 
+/// This node's name: SLURM's name for it under srun, else the host name.
+pub fn node_name() -> Option<String> {
+    std::env::var("SLURMD_NODENAME").ok().filter(|h| !h.is_empty()).or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+    })
+}
+
 /// What one process says about itself.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProcessInfo {
@@ -69,11 +79,8 @@ impl ProcessInfo {
                 .and_then(|v| v.parse::<f64>().ok())
                 .map_or(0.0, |kb| kb / 1024.0)
         };
-        let host = std::env::var("SLURMD_NODENAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
-        });
         Self {
-            host,
+            host: node_name().unwrap_or_default(),
             pid: u64::from(std::process::id()),
             rss_mib: kib("VmRSS:"),
             peak_rss_mib: kib("VmHWM:"),

@@ -19,13 +19,7 @@ const QUERIES: &[(bool, &str)] = &[
     (false, "SELECT COUNT(*), SUM(patch) FROM dp02 WHERE mag_i > 100"),
 ];
 
-fn normalised(text: &str, sort: bool) -> Vec<String> {
-    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-    if sort {
-        lines.sort();
-    }
-    lines
-}
+use starflow_e2e::output_lines as normalised;
 
 #[test]
 fn local_processes_agree_with_one_process() {

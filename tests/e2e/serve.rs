@@ -24,13 +24,7 @@ const QUERIES: &[(bool, &str)] = &[
     (false, "SELECT id, x FROM nulls ORDER BY id"),
 ];
 
-fn lines(text: &str, sort: bool) -> Vec<String> {
-    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-    if sort {
-        lines.sort();
-    }
-    lines
-}
+use starflow_e2e::output_lines as lines;
 
 fn expected(sql: &str, sort: bool) -> Vec<String> {
     lines(starflow_query(&["--workers", "1", "--format", "csv"], sql).ok(), sort)
@@ -165,9 +159,8 @@ fn serve_big(extra: &[&str]) -> ServeProcess {
     ServeProcess::start(&args)
 }
 
-#[test]
-fn ctrl_c_cancels_the_running_query_and_the_server_keeps_serving() {
-    let server = serve_big(&["--workers", "2"]);
+/// A client running `HEAVY`, once the server lists the query as running.
+fn start_heavy(server: &ServeProcess) -> std::process::Child {
     let client = server
         .repl_command(&["--format", "csv", "-c", HEAVY])
         .stderr(Stdio::piped())
@@ -176,6 +169,13 @@ fn ctrl_c_cancels_the_running_query_and_the_server_keeps_serving() {
         .unwrap();
     let running = eventually(Duration::from_secs(30), || server.sql("SHOW QUERIES").ok().contains("GROUP BY objectId"));
     assert!(running, "the heavy query never showed in SHOW QUERIES");
+    client
+}
+
+#[test]
+fn ctrl_c_cancels_the_running_query_and_the_server_keeps_serving() {
+    let server = serve_big(&["--workers", "2"]);
+    let client = start_heavy(&server);
     // What a terminal sends on Ctrl-C.
     let status = std::process::Command::new("kill").args(["-INT", &client.id().to_string()]).status().unwrap();
     assert!(status.success());
@@ -249,14 +249,7 @@ fn copy_writes_the_whole_result_on_the_server() {
 #[test]
 fn sigterm_stops_every_process_and_tells_running_clients() {
     let mut server = serve_big(&["--processes", "2", "--workers", "1"]);
-    let client = server
-        .repl_command(&["--format", "csv", "-c", HEAVY])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let running = eventually(Duration::from_secs(30), || server.sql("SHOW QUERIES").ok().contains("GROUP BY objectId"));
-    assert!(running, "the heavy query never showed in SHOW QUERIES");
+    let client = start_heavy(&server);
     server.signal("TERM");
     let out = client.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

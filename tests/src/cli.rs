@@ -84,6 +84,15 @@ impl CliOutput {
     }
 }
 
+/// The lines of a result, sorted when its order is not defined.
+pub fn output_lines(text: &str, sort: bool) -> Vec<String> {
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    if sort {
+        lines.sort();
+    }
+    lines
+}
+
 /// Runs `starflow` with `args`.
 pub fn starflow<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> CliOutput {
     let out = Command::new(starflow_bin()).args(args).output().expect("run starflow");

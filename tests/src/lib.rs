@@ -11,7 +11,7 @@ pub mod reference;
 pub mod serve;
 pub mod value;
 
-pub use cli::{CliOutput, catalog_args, starflow, starflow_bin, starflow_query};
+pub use cli::{CliOutput, catalog_args, output_lines, starflow, starflow_bin, starflow_query};
 pub use engine::{
     QueryOutput, WORKER_COUNTS, WORKERS, catalogs, explain, query, rows, small_partitions, try_query, try_query_with,
 };

@@ -70,6 +70,30 @@ pub struct Running {
     pub cancel: Arc<dyn Fn() + Send + Sync>,
 }
 
+/// Takes a statement off `SHOW QUERIES` however its function ends.
+struct Listed<'a>(&'a State, u64);
+
+impl Drop for Listed<'_> {
+    fn drop(&mut self) {
+        self.0.running.lock().expect("running lock").remove(&self.1);
+    }
+}
+
+impl State {
+    /// Lists a running statement (`SHOW QUERIES`, `POST /cancel/{id}`) until the guard drops.
+    fn list(&self, id: u64, text: &str, client: &str, cancel: Arc<dyn Fn() + Send + Sync>) -> Listed<'_> {
+        let running = Running {
+            statement: text.trim().to_string(),
+            client: client.to_string(),
+            started: Instant::now(),
+            progress: ProgressFrame::default(),
+            cancel,
+        };
+        self.running.lock().expect("running lock").insert(id, running);
+        Listed(self, id)
+    }
+}
+
 /// Where a statement's frames go: a short queue in front of the client's connection. `send`
 /// waits while it is full and fails once the client is gone or has not read for `STALL`.
 pub struct Frames {
@@ -348,27 +372,8 @@ fn query_plan(
     let started = Instant::now();
     let handle = state.server.submit(plan, catalogs);
     let id = handle.id;
-    state.running.lock().expect("running lock").insert(
-        id,
-        Running {
-            statement: text.trim().to_string(),
-            client: client.to_string(),
-            started,
-            progress: ProgressFrame::default(),
-            cancel: {
-                let c = handle.canceller();
-                Arc::new(move || c.cancel())
-            },
-        },
-    );
-    // Unregisters the query however this function ends.
-    struct Unregister<'a>(&'a State, u64);
-    impl Drop for Unregister<'_> {
-        fn drop(&mut self) {
-            self.0.running.lock().expect("running lock").remove(&self.1);
-        }
-    }
-    let _unregister = Unregister(state, id);
+    let canceller = handle.canceller();
+    let _listed = state.list(id, text, client, Arc::new(move || canceller.cancel()));
     let mut client_gone = frames.send(&Frame::Query(id)).is_err();
     if client_gone {
         handle.cancel();
@@ -560,23 +565,7 @@ fn subscribe(state: &State, name: &str, text: &str, client: &str, frames: &Frame
     let cancelled = Arc::new(AtomicBool::new(false));
     let flag = cancelled.clone();
     let started = Instant::now();
-    state.running.lock().expect("running lock").insert(
-        id,
-        Running {
-            statement: text.trim().to_string(),
-            client: client.to_string(),
-            started,
-            progress: ProgressFrame::default(),
-            cancel: Arc::new(move || flag.store(true, Ordering::SeqCst)),
-        },
-    );
-    struct Unregister<'a>(&'a State, u64);
-    impl Drop for Unregister<'_> {
-        fn drop(&mut self) {
-            self.0.running.lock().expect("running lock").remove(&self.1);
-        }
-    }
-    let _unregister = Unregister(state, id);
+    let _listed = state.list(id, text, client, Arc::new(move || flag.store(true, Ordering::SeqCst)));
     frames.send(&Frame::Schema(schema.clone()))?;
     frames.send(&Frame::Query(id))?;
     let with = |mut row: starflow_dataflow::view::Row, diff: isize, release: u64| {

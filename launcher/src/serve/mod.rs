@@ -110,9 +110,7 @@ fn serve(args: &ServeArgs, topology: &crate::cluster::Topology, stop: &AtomicBoo
         .unwrap_or_else(|| format!("local-{}", std::process::id()));
     // Clients need an address they can reach: not 0.0.0.0 or ::.
     let advertised = if address.ip().is_unspecified() {
-        std::env::var("SLURMD_NODENAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or(host.clone())
-        })
+        starflow_dataflow::system::node_name().unwrap_or(host.clone())
     } else {
         host.clone()
     };
