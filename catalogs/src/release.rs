@@ -6,12 +6,15 @@
 //! under a path the previous release had, with another checksum, is replaced; others are
 //! added; previous files not matched are removed. Checksums of files whose path, size and
 //! modification time equal the previous manifest's are reused instead of re-reading them
-//! (as git's index does), so an ingest reads only new or touched files.
+//! (as git's index does), and a checksum is computed only when it can decide something: when
+//! a new file and an unmatched previous file have the same size (a copy or a rename). Other
+//! entries keep an empty checksum until a later release needs it.
 
 use std::collections::HashMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
@@ -202,34 +205,27 @@ pub fn scan_release(
     }
     let mut next_partition = previous_manifest.map_or(1, |m| m.next_partition);
     let mut files = Vec::with_capacity(catalog.files.len());
-    // Files the previous release had (same inode, or same path, with unchanged size and mtime)
-    // are the same files: nothing to read. The others are hashed, several at once, unless this
-    // is a catalog's first release (nothing to compare with: checksums are computed when a
-    // later release needs them).
-    let fresh: Vec<&Path> = match previous_manifest {
-        None => vec![],
-        Some(_) => catalog
-            .files
-            .iter()
-            .zip(&stats)
-            .filter(|(_, s)| s.cached.is_none())
-            .map(|(f, _)| f.path.as_path())
-            .collect(),
-    };
-    let mut sums = checksums(&fresh)?;
     let mut cached = Vec::with_capacity(stats.len());
+    let mut fingerprints: HashMap<*const Option<usize>, String> = HashMap::new();
     for (file, stat) in catalog.files.iter().zip(stats) {
         let checksum = match (stat.cached, previous_manifest) {
             (Some(i), Some(m)) => m.files[i].checksum.clone(),
-            _ => sums.remove(file.path.as_path()).unwrap_or_default(),
+            _ => String::new(),
         };
-        let schema_text: Vec<String> = file
-            .columns
-            .iter()
-            .zip(catalog.schema.fields())
-            .filter(|(c, _)| c.is_some())
-            .map(|(_, f)| format!("{}:{}", f.name(), f.data_type()))
-            .collect();
+        // Files with the same layout share one column map, and so one fingerprint.
+        let schema = fingerprints
+            .entry(Arc::as_ptr(&file.columns) as *const Option<usize>)
+            .or_insert_with(|| {
+                let text: Vec<String> = file
+                    .columns
+                    .iter()
+                    .zip(catalog.schema.fields())
+                    .filter(|(c, _)| c.is_some())
+                    .map(|(_, f)| format!("{}:{}", f.name(), f.data_type()))
+                    .collect();
+                fingerprint(&text.join(","))
+            })
+            .clone();
         cached.push(stat.cached);
         files.push(ManifestFile {
             path: stat.relative,
@@ -237,7 +233,7 @@ pub fn scan_release(
             mtime_ns: stat.mtime_ns,
             file_id: stat.file_id,
             rows: file.num_rows,
-            schema: fingerprint(&schema_text.join(",")),
+            schema,
             checksum,
             partition: 0,
         });
@@ -256,13 +252,32 @@ pub fn scan_release(
             delta.unchanged += 1;
         }
     }
-    // 2. The same content elsewhere (a copy, a rename): hash the previous files still
-    // unmatched whose checksum was never needed, if they are still there as they were.
+    // 2. The same content elsewhere (a copy, a rename). Only files of equal size can hold the
+    // same bytes: the new files still unmatched of a size that a previous unmatched file has
+    // are hashed, and so are such previous files whose checksum was never needed, if they
+    // are still there as they were. Other checksums are left to the release that needs them
+    // (a first release reads no contents; a file replaced in place by one of another size
+    // is read only by the views).
+    let unmatched_previous: Vec<&ManifestFile> =
+        previous_files.iter().filter(|f| !matched.contains(&f.partition)).collect();
+    let previous_sizes: std::collections::HashSet<u64> = unmatched_previous.iter().map(|f| f.size).collect();
+    let new_sizes: std::collections::HashSet<u64> = files.iter().filter(|f| f.partition == 0).map(|f| f.size).collect();
+    let to_hash: Vec<(usize, &Path)> = files
+        .iter()
+        .enumerate()
+        .zip(&catalog.files)
+        .filter(|((_, f), _)| f.partition == 0 && f.checksum.is_empty() && previous_sizes.contains(&f.size))
+        .map(|((i, _), c)| (i, c.path.as_path()))
+        .collect();
+    let mut sums = checksums(&to_hash.iter().map(|(_, p)| *p).collect::<Vec<_>>())?;
+    for (i, path) in &to_hash {
+        files[*i].checksum = sums.remove(path).unwrap_or_default();
+    }
     let unknown: Vec<PathBuf> = previous_manifest
         .map(|m| {
-            m.files
+            unmatched_previous
                 .iter()
-                .filter(|f| !matched.contains(&f.partition) && f.checksum.is_empty())
+                .filter(|f| f.checksum.is_empty() && new_sizes.contains(&f.size))
                 .filter(|f| {
                     let p = m.file_path(f);
                     fs::metadata(&p).is_ok_and(|meta| {
@@ -372,7 +387,7 @@ fn open_reusing(
             None => fresh_files.next().expect("one opened file per fresh path"),
         })
         .collect();
-    Ok(ParquetCatalog { name: name.to_string(), files, schema: before.schema.clone() })
+    Ok(ParquetCatalog { name: name.to_string(), files, schema: before.schema.clone(), file_column: false })
 }
 
 /// Every column of the previous release must still be there with the same type.
@@ -399,20 +414,51 @@ fn check_schema(before: &ParquetCatalog, after: &ParquetCatalog, root: &str) -> 
     Ok(())
 }
 
-/// Writes `bytes` to `path` atomically: a temp file beside it, fsync, rename, fsync the folder.
+/// Writes `bytes` to `path` atomically: a temporary file, fsync, rename, fsync of the folder.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |source| CatalogError::Io { path: path.to_path_buf(), source };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(io)?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut file = fs::File::create(&tmp).map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    fs::rename(&tmp, path).map_err(io)?;
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
+    Staged::write(path, bytes)?.commit()
+}
+
+/// A file written and synced under a temporary name next to `path`, not in place yet: the
+/// slow part of an atomic write (the fsync) done ahead, the visible part ([`Staged::commit`])
+/// when the caller is ready. Dropped uncommitted, the temporary file is removed.
+#[derive(Debug)]
+pub struct Staged {
+    tmp: PathBuf,
+    path: PathBuf,
+    committed: bool,
+}
+
+impl Staged {
+    /// Writes and syncs the temporary file.
+    pub fn write(path: &Path, bytes: &[u8]) -> Result<Self> {
+        let io = |source| CatalogError::Io { path: path.to_path_buf(), source };
+        fs::create_dir_all(path.parent().unwrap_or(Path::new("."))).map_err(io)?;
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let staged = Self { tmp, path: path.to_path_buf(), committed: false };
+        let mut file = fs::File::create(&staged.tmp).map_err(io)?;
+        file.write_all(bytes).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        Ok(staged)
     }
-    Ok(())
+
+    /// Renames the file into place and syncs its folder.
+    pub fn commit(mut self) -> Result<()> {
+        fs::rename(&self.tmp, &self.path).map_err(|source| CatalogError::Io { path: self.path.clone(), source })?;
+        self.committed = true;
+        if let Ok(d) = fs::File::open(self.path.parent().unwrap_or(Path::new("."))) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -472,6 +518,29 @@ mod tests {
         assert!(d2.added.is_empty());
         let renamed = m2.files.iter().find(|f| f.path == "renamed.parquet").unwrap();
         assert_eq!(renamed.partition, m1.files[1].partition, "unchanged content keeps its partition id");
+        // A rewritten file of another size cannot be a copy of anything: not read to decide.
+        let (old, new) = &d2.replaced[0];
+        if !m1.files.iter().any(|f| f.size == new.size) {
+            assert!(new.checksum.is_empty(), "{} was hashed for nothing", new.path);
+        }
+        assert!(!old.path.is_empty());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn staged_files_appear_only_when_committed() {
+        let dir = std::env::temp_dir().join(format!("starflow-staged-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let path = dir.join("sub").join("m.json");
+        let staged = Staged::write(&path, b"one").unwrap();
+        assert!(!path.exists(), "staged, not in place yet");
+        drop(staged);
+        assert_eq!(fs::read_dir(dir.join("sub")).unwrap().count(), 0, "an uncommitted file leaves nothing behind");
+        Staged::write(&path, b"two").unwrap().commit().unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert_eq!(fs::read_dir(dir.join("sub")).unwrap().count(), 1);
+        write_atomically(&path, b"three").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"three");
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -108,14 +108,17 @@ pub struct Server {
     threads: usize,
 }
 
-/// Wakes the worker that reads the control channel (it parks between steps).
+/// Wakes this process's workers when a request arrives (they park between steps): the one
+/// that reads the control channel, and the others, which the request's sequenced command
+/// will reach a moment later (a parked worker would otherwise notice it only at the end of
+/// its park).
 #[derive(Clone, Default)]
-struct Waker(Arc<Mutex<Option<std::thread::Thread>>>);
+struct Waker(Arc<Mutex<Vec<std::thread::Thread>>>);
 
 impl Waker {
     fn send(&self, control: &mpsc::Sender<Control>, request: Control) {
         let _ = control.send(request);
-        if let Some(t) = self.0.lock().expect("waker lock").as_ref() {
+        for t in self.0.lock().expect("waker lock").iter() {
             t.unpark();
         }
     }
@@ -235,6 +238,10 @@ impl Server {
         let waker = Waker::default();
         let worker_waker = waker.clone();
         crate::system::process_started();
+        // One clock for every worker's sequencer: a command is delivered once every worker's
+        // sequencer clock has passed the time it was sent at, so workers whose clocks started
+        // later would hold every command back by the difference.
+        let epoch = Instant::now();
         let guards = timely::execute::execute_from(builders, others, WorkerConfig::default(), move |worker| {
             // The first worker of each process takes the control channel: on process 0 (whose
             // first worker, worker 0, is where results gather) it carries the clients'
@@ -250,10 +257,8 @@ impl Server {
             let _leaving = Leaving(live_workers.clone());
             let control =
                 if worker.index() % threads == 0 { receiver.lock().expect("control lock").take() } else { None };
-            if control.is_some() {
-                *worker_waker.0.lock().expect("waker lock") = Some(std::thread::current());
-            }
-            let mut sequencer: Sequencer<Command> = Sequencer::new(worker, Instant::now());
+            worker_waker.0.lock().expect("waker lock").push(std::thread::current());
+            let mut sequencer: Sequencer<Command> = Sequencer::new(worker, epoch);
             let mut clients: HashMap<u64, mpsc::Sender<QueryEvent>> = HashMap::new();
             let mut running: HashMap<u64, Running> = HashMap::new();
             let mut views: HashMap<u64, InstalledView> = HashMap::new();

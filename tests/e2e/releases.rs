@@ -23,6 +23,11 @@ const VIEWS: &[(&str, &str)] = &[
     ),
     ("bright", "SELECT objectId, coord_ra, mag_r FROM dp02 WHERE mag_r < 21"),
     ("totals", "SELECT COUNT(*) AS n, MAX(mag_i) AS top, SUM(tract) AS ts FROM dp02"),
+    // Global aggregates over no rows are still one row (COUNT 0, the rest NULL).
+    (
+        "nothing",
+        "SELECT COUNT(*) AS n, AVG(mag_i) AS a, STDDEV(mag_r) AS sd, MIN(mag_g) AS lo FROM dp02 WHERE mag_i > 100",
+    ),
     ("faintest", "SELECT objectId, mag_r AS r, tract FROM dp02 WHERE mag_r < 30 ORDER BY r DESC, objectId LIMIT 25"),
 ];
 
@@ -122,7 +127,7 @@ fn run_sequence(extra: &[&str], releases: &Releases, state: &Path) -> (ServeProc
     check_views(&server, &d[0], &format!("{extra:?} release 1"));
     let summary = ingest(&server, "r2", &d[1]);
     assert!(summary.contains("release 2 \"r2\" of dp02"), "{summary}");
-    assert!(summary.contains("views updated: bright, cone_cells, faintest, per_tract, totals"), "{summary}");
+    assert!(summary.contains("views updated: bright, cone_cells, faintest, nothing, per_tract, totals"), "{summary}");
     check_views(&server, &d[1], &format!("{extra:?} release 2"));
     ingest(&server, "r3", &d[2]);
     check_views(&server, &d[2], &format!("{extra:?} release 3"));

@@ -61,7 +61,15 @@ pub struct ParquetCatalog {
     /// The reconciled schema (first file's column order, then columns only later files have).
     #[serde(with = "crate::schema_serde")]
     pub schema: SchemaRef,
+    /// The schema's last column is [`FILE_COLUMN`]: not read from the files but the index
+    /// (in `files`) of each row's file. Set by [`ParquetCatalog::with_file_column`].
+    #[serde(default)]
+    pub file_column: bool,
 }
+
+/// Name of the virtual column that tells which file a row comes from (a view's contribution
+/// query groups by it, so one query computes what each new file contributes).
+pub const FILE_COLUMN: &str = "__file";
 
 /// What pruning kept of a catalog, for planning and `EXPLAIN`.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,7 +107,30 @@ impl ParquetCatalog {
                 row_group_rows: f.row_groups.iter().map(|rg| rg.rows).collect(),
             })
             .collect();
-        Ok(Self { name: name.to_string(), files, schema })
+        Ok(Self { name: name.to_string(), files, schema, file_column: false })
+    }
+
+    /// The same catalog with the virtual [`FILE_COLUMN`] (Int64) after its columns.
+    pub fn with_file_column(mut self) -> Result<Self> {
+        if self.file_column {
+            return Ok(self);
+        }
+        if self.schema.field_with_name(FILE_COLUMN).is_ok() {
+            return Err(CatalogError::Release(format!(
+                "catalog {} has a column named {FILE_COLUMN}, a name starflow keeps for itself",
+                self.name
+            )));
+        }
+        let mut fields: Vec<Arc<Field>> = self.schema.fields().iter().cloned().collect();
+        fields.push(Arc::new(Field::new(FILE_COLUMN, arrow_schema::DataType::Int64, false)));
+        self.schema = Arc::new(Schema::new_with_metadata(fields, self.schema.metadata().clone()));
+        self.file_column = true;
+        Ok(self)
+    }
+
+    /// Whether catalog column `c` is the virtual [`FILE_COLUMN`].
+    pub fn is_file_column(&self, c: usize) -> bool {
+        self.file_column && c + 1 == self.schema.fields().len()
     }
 
     /// Total rows of the catalog (from footers, no data read).
@@ -119,7 +150,7 @@ impl ParquetCatalog {
             let paths: Vec<PathBuf> = self.files.iter().map(|f| f.path.clone()).collect();
             Some(read_footers(&paths, true, |file_index, footer| {
                 let file = &self.files[file_index];
-                let column_of = |column: &str| file.columns[self.schema.index_of(column).ok()?];
+                let column_of = |column: &str| file.columns.get(self.schema.index_of(column).ok()?).copied().flatten();
                 footer.row_groups.iter().map(|s| row_group_may_match(s, bounds, column_of)).collect()
             })?)
         };
@@ -204,11 +235,14 @@ fn hidden(path: &Path) -> bool {
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     let io = |source| CatalogError::Io { path: dir.to_path_buf(), source };
     for entry in std::fs::read_dir(dir).map_err(io)? {
-        let path = entry.map_err(io)?.path();
+        let entry = entry.map_err(io)?;
+        let path = entry.path();
         if hidden(&path) {
             continue;
         }
-        if path.is_dir() {
+        // The entry's own type costs no `stat` (a link is followed to see what it is).
+        let kind = entry.file_type().map_err(io)?;
+        if kind.is_dir() || (kind.is_symlink() && path.is_dir()) {
             walk(&path, out)?;
         } else if path.extension().is_some_and(|e| e == "parquet") {
             out.push(path);

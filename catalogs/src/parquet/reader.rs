@@ -4,8 +4,8 @@
 use std::fs::File;
 use std::sync::Arc;
 
-use arrow_array::{RecordBatch, RecordBatchOptions, new_null_array};
-use arrow_schema::{Schema, SchemaRef};
+use arrow_array::{ArrayRef, Int64Array, RecordBatch, RecordBatchOptions, new_null_array};
+use arrow_schema::{Field, Schema, SchemaRef};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
@@ -19,8 +19,10 @@ pub struct PartitionReader {
     inner: Option<ParquetRecordBatchReader>,
     /// Output schema.
     schema: SchemaRef,
-    /// For each output column, its position in the reader's batches (None: fill with nulls).
-    positions: Vec<Option<usize>>,
+    /// Where each output column comes from.
+    positions: Vec<Source>,
+    /// The partition's file index (the value of the virtual file column).
+    file: usize,
     /// Rows still to produce when no column is read (row counts come from the footer).
     rows_without_columns: u64,
     batch_rows: usize,
@@ -43,18 +45,24 @@ impl PartitionReader {
         let file = &catalog.files[partition.file];
         let schema =
             Arc::new(Schema::new(columns.iter().map(|&c| catalog.schema.field(c).clone()).collect::<Vec<_>>()));
-        let mut roots: Vec<usize> = columns.iter().filter_map(|&c| file.columns[c]).collect();
+        let root = |c: usize| if catalog.is_file_column(c) { None } else { file.columns[c] };
+        let mut roots: Vec<usize> = columns.iter().filter_map(|&c| root(c)).collect();
         roots.sort_unstable();
         roots.dedup();
         let positions = columns
             .iter()
-            .map(|&c| file.columns[c].map(|root| roots.binary_search(&root).expect("root present")))
+            .map(|&c| match root(c) {
+                Some(r) => Source::Read(roots.binary_search(&r).expect("root present")),
+                None if catalog.is_file_column(c) => Source::File,
+                None => Source::Null,
+            })
             .collect();
         if roots.is_empty() {
             return Ok(Self {
                 inner: None,
                 schema,
                 positions,
+                file: partition.file,
                 rows_without_columns: partition.rows,
                 batch_rows,
                 path: file.path.clone(),
@@ -93,6 +101,7 @@ impl PartitionReader {
             inner: Some(reader),
             schema,
             positions,
+            file: partition.file,
             rows_without_columns: 0,
             batch_rows,
             path: file.path.clone(),
@@ -109,7 +118,8 @@ impl PartitionReader {
             let rows = self.rows_without_columns.min(self.batch_rows as u64) as usize;
             self.rows_without_columns -= rows as u64;
             let options = RecordBatchOptions::new().with_row_count(Some(rows));
-            let columns = self.schema.fields().iter().map(|f| new_null_array(f.data_type(), rows)).collect();
+            let columns =
+                self.positions.iter().zip(self.schema.fields()).map(|(s, f)| self.column(s, f, rows, None)).collect();
             return RecordBatch::try_new_with_options(self.schema.clone(), columns, &options)
                 .map(Some)
                 .map_err(|source| CatalogError::Arrow { path: self.path.clone(), source });
@@ -121,15 +131,32 @@ impl PartitionReader {
             .positions
             .iter()
             .zip(self.schema.fields())
-            .map(|(pos, field)| match pos {
-                Some(p) => batch.column(*p).clone(),
-                None => new_null_array(field.data_type(), rows),
-            })
+            .map(|(source, field)| self.column(source, field, rows, Some(&batch)))
             .collect();
         let options = RecordBatchOptions::new().with_row_count(Some(rows));
         RecordBatch::try_new_with_options(self.schema.clone(), columns, &options)
             .map(Some)
             .map_err(|source| CatalogError::Arrow { path: self.path.clone(), source })
+    }
+}
+
+/// Where an output column comes from.
+enum Source {
+    /// This column of the batches read.
+    Read(usize),
+    /// Absent from the file: nulls.
+    Null,
+    /// The virtual file column.
+    File,
+}
+
+impl PartitionReader {
+    fn column(&self, source: &Source, field: &Field, rows: usize, read: Option<&RecordBatch>) -> ArrayRef {
+        match (source, read) {
+            (Source::Read(p), Some(batch)) => batch.column(*p).clone(),
+            (Source::File, _) => Arc::new(Int64Array::from_value(self.file as i64, rows)),
+            _ => new_null_array(field.data_type(), rows),
+        }
     }
 }
 
@@ -147,4 +174,47 @@ fn check_unchanged(catalog: &ParquetCatalog, file: usize, metadata: &ArrowReader
             None => true,
         });
     if same { Ok(()) } else { Err(CatalogError::Changed { path: f.path.clone() }) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::FILE_COLUMN;
+    use crate::dp02::{Dp02Options, generate_dp02};
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int64Type;
+
+    #[test]
+    fn the_file_column_tells_each_rows_file() {
+        let dir = std::env::temp_dir().join(format!("starflow-file-column-{}", std::process::id()));
+        let _ = fs_remove(&dir);
+        generate_dp02(&dir, &Dp02Options { files: 3, rows: 3_000, seed: 5, row_group_rows: 400 }).unwrap();
+        let catalog = ParquetCatalog::open("c", &dir.to_string_lossy()).unwrap();
+        let plain_columns = catalog.schema.fields().len();
+        let catalog = catalog.with_file_column().unwrap();
+        assert_eq!(catalog.schema.fields().len(), plain_columns + 1);
+        let file_column = catalog.schema.index_of(FILE_COLUMN).unwrap();
+        assert!(catalog.is_file_column(file_column) && !catalog.is_file_column(0));
+        assert!(catalog.clone().with_file_column().is_ok(), "adding it twice keeps one");
+        let (partitions, _) = catalog.partitions(&[], 1 << 20).unwrap();
+        // The file column with a real column, and alone (no column of the file read).
+        for columns in [vec![file_column, 0], vec![file_column]] {
+            let mut rows_per_file = vec![0u64; catalog.files.len()];
+            for p in &partitions {
+                let mut reader = PartitionReader::open(&catalog, p, &columns, 256, &mut None).unwrap();
+                while let Some(batch) = reader.next_batch().unwrap() {
+                    let files = batch.column(0).as_primitive::<Int64Type>();
+                    assert!(files.values().iter().all(|&f| f == p.file as i64));
+                    rows_per_file[p.file] += batch.num_rows() as u64;
+                }
+            }
+            let expected: Vec<u64> = catalog.files.iter().map(|f| f.num_rows).collect();
+            assert_eq!(rows_per_file, expected);
+        }
+        fs_remove(&dir).unwrap();
+    }
+
+    fn fs_remove(dir: &std::path::Path) -> std::io::Result<()> {
+        std::fs::remove_dir_all(dir)
+    }
 }

@@ -112,12 +112,15 @@ fn plan_query(query: &ast::Query, catalogs: &CatalogSet, options: &PlanOptions) 
     let mut items: Vec<(Expr, String)> = Vec::new();
     for item in &select.projection {
         match item {
-            SelectItem::Wildcard(_) => {
-                items.extend(schema.fields().iter().map(|f| (Expr::col(f.name()), f.name().clone())));
-            }
-            SelectItem::QualifiedWildcard(..) => {
-                items.extend(schema.fields().iter().map(|f| (Expr::col(f.name()), f.name().clone())));
-            }
+            // `*` is the catalog's own columns (not the virtual file column).
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => items.extend(
+                schema
+                    .fields()
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| !catalog.is_file_column(*i))
+                    .map(|(_, f)| (Expr::col(f.name()), f.name().clone())),
+            ),
             SelectItem::UnnamedExpr(e) => {
                 let converted = scope.convert(e)?;
                 let name = match &converted {

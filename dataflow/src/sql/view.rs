@@ -15,7 +15,7 @@ use super::{PlanOptions, plan_sql};
 use crate::error::PlanError;
 use crate::plan::Plan;
 use crate::registry::CatalogSet;
-use crate::view::{OutputColumn, ViewAgg, ViewKind};
+use crate::view::{Datum, OutputColumn, Row, ViewAgg, ViewKind};
 
 /// A planned view.
 #[derive(Debug, Clone)]
@@ -62,6 +62,60 @@ impl ViewPlan {
             (1, Some(o)) => (&o.catalog, &o.contribution_sql, o.keys),
             _ => (&self.catalog, &self.contribution_sql, self.keys),
         }
+    }
+}
+
+impl ViewPlan {
+    /// The contribution query of side `side` computed for many files at once: the virtual
+    /// file column ([`starflow_catalogs::FILE_COLUMN`]) first, and grouped by too, so each
+    /// result row tells whose contribution it is. None for top-k views (a file contributes its
+    /// own top k, which a query over several files cannot tell apart).
+    pub fn contribution_by_file(&self, side: usize) -> Option<String> {
+        if matches!(self.kind, ViewKind::TopK { .. }) {
+            return None;
+        }
+        let mut statements = Parser::parse_sql(&GenericDialect {}, self.side(side).1).ok()?;
+        let Some(Statement::Query(mut query)) = statements.pop() else { return None };
+        let SetExpr::Select(select) = query.body.as_mut() else { return None };
+        let file = ast::Expr::Identifier(ast::Ident::new(starflow_catalogs::FILE_COLUMN));
+        select.projection.insert(0, SelectItem::UnnamedExpr(file.clone()));
+        // Aggregates (global ones too) are grouped by file; rows just carry it.
+        match &mut select.group_by {
+            GroupByExpr::Expressions(exprs, _) if matches!(self.kind, ViewKind::Aggregate { .. }) => {
+                exprs.insert(0, file)
+            }
+            GroupByExpr::Expressions(..) => {}
+            GroupByExpr::All(_) => return None,
+        }
+        Some(query.to_string())
+    }
+
+    /// What a file without a matching row contributes to a view of global aggregates (its one
+    /// group exists even over no rows, as `COUNT(*)` = 0): counts of 0 and NULL for the other
+    /// partials, in the contribution query's column order. None for other views, where a
+    /// group without rows does not exist.
+    pub fn empty_contribution(&self) -> Option<Row> {
+        let ViewKind::Aggregate { aggs, .. } = &self.kind else { return None };
+        if self.keys != 0 {
+            return None;
+        }
+        let mut row = vec![Datum::Null; self.layout.iter().max().map_or(0, |m| m + 1)];
+        let mut slots = self.layout.iter();
+        for agg in aggs {
+            // The partials of each aggregate, in layout order (see `plan_view`).
+            let (count_first, partials) = match agg {
+                ViewAgg::Count => (true, 1),
+                ViewAgg::Sum | ViewAgg::Avg => (true, 2),
+                ViewAgg::Stddev => (true, 3),
+                ViewAgg::Min | ViewAgg::Max => (false, 1),
+            };
+            let first = *slots.next()?;
+            if count_first {
+                row[first] = Datum::Int(0);
+            }
+            slots.by_ref().take(partials - 1).for_each(drop);
+        }
+        Some(row)
     }
 }
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use starflow_catalogs::ParquetCatalog;
-use starflow_catalogs::release::{Manifest, scan_release, write_atomically};
+use starflow_catalogs::release::{Manifest, Staged, scan_release, write_atomically};
 use starflow_dataflow::CatalogSet;
 use starflow_dataflow::sql::view::ViewPlan;
 use starflow_dataflow::view::{Snapshot, ViewRecord};
@@ -66,6 +66,13 @@ pub struct Store {
 
 fn manifest_path(dir: &Path, catalog: &str, release: u64) -> PathBuf {
     dir.join("catalogs").join(catalog).join(format!("release-{release}.json"))
+}
+
+/// Writes and syncs a release's manifest in state folder `dir` under a temporary name (see
+/// [`Staged`]).
+pub fn stage_manifest(dir: &Path, manifest: &Manifest) -> Result<Staged> {
+    let path = manifest_path(dir, &manifest.catalog, manifest.release);
+    Ok(Staged::write(&path, &serde_json::to_vec_pretty(manifest)?)?)
 }
 
 impl Store {
@@ -141,9 +148,7 @@ impl Store {
     }
 
     pub fn write_manifest(&self, manifest: &Manifest) -> Result<()> {
-        let path = manifest_path(&self.dir, &manifest.catalog, manifest.release);
-        write_atomically(&path, &serde_json::to_vec_pretty(manifest)?)?;
-        Ok(())
+        Ok(stage_manifest(&self.dir, manifest)?.commit()?)
     }
 
     /// View definitions saved by an earlier run.

@@ -15,7 +15,7 @@ use starflow_catalogs::ParquetCatalog;
 use starflow_catalogs::release::{Manifest, ManifestFile, scan_release};
 use starflow_dataflow::sql::view::{ViewPlan, plan_view};
 use starflow_dataflow::view::convert::{batch_of, rows_of};
-use starflow_dataflow::view::{JOIN_RIGHT, Row, ViewKind, ViewRecord};
+use starflow_dataflow::view::{Datum, JOIN_RIGHT, Row, ViewKind, ViewRecord};
 use starflow_dataflow::{CatalogSet, PlanOptions, QueryEvent, Server, Waited, plan_sql};
 
 use super::store::{CatalogState, Store, View};
@@ -28,8 +28,10 @@ fn tagged(partition: u64, side: usize) -> u64 {
     if side == 1 { partition | JOIN_RIGHT } else { partition }
 }
 
-/// Runs the contribution query of the view's side `side` over each of `files` (of
-/// `manifest`, opened as `catalog`); returns each file's records, keyed by tagged partition id.
+/// Runs the contribution query of the view's side `side` over `files` (of `manifest`, opened
+/// as `catalog`); returns each file's records, keyed by tagged partition id. One query reads
+/// every file, grouped by file as well (its scans spread over all workers); a top-k view
+/// runs one query per file.
 fn contributions(
     server: &Server,
     plan: &ViewPlan,
@@ -41,70 +43,109 @@ fn contributions(
     let root = Path::new(&manifest.root);
     let index: HashMap<&Path, usize> =
         catalog.files.iter().enumerate().map(|(i, f)| (f.path.strip_prefix(root).unwrap_or(&f.path), i)).collect();
-    let mut out = HashMap::new();
-    for chunk in files.chunks(IN_FLIGHT) {
+    let mut selected = Vec::with_capacity(files.len());
+    for mf in files {
+        let i = *index
+            .get(Path::new(&mf.path))
+            .ok_or_else(|| anyhow!("{} is in the manifest but not in the catalog", mf.path))?;
+        selected.push(catalog.files[i].clone());
+    }
+    let of = |files: Vec<starflow_catalogs::CatalogFile>| ParquetCatalog {
+        name: catalog.name.clone(),
+        files,
+        schema: catalog.schema.clone(),
+        file_column: false,
+    };
+    let mut out: HashMap<u64, Vec<ViewRecord>> = files.iter().map(|f| (tagged(f.partition, side), vec![])).collect();
+    if files.is_empty() {
+        return Ok(out);
+    }
+    if let Some(sql) = plan.contribution_by_file(side) {
+        let mut set = CatalogSet::new();
+        set.insert(of(selected).with_file_column()?);
+        let planned = plan_sql(&sql, &set, &PlanOptions::default())?;
+        let what = if files.len() == 1 { files[0].path.clone() } else { format!("{} files", files.len()) };
+        for_each_batch(server.submit(planned.plan, &set), &what, |batch| {
+            for mut row in rows_of(&batch)? {
+                let file = match row.first() {
+                    Some(Datum::Int(i)) => files.get(*i as usize),
+                    _ => None,
+                };
+                let file = file.ok_or_else(|| anyhow!("a contribution row without its file"))?;
+                row.remove(0);
+                let partition = tagged(file.partition, side);
+                out.get_mut(&partition)
+                    .expect("every file has an entry")
+                    .extend(to_records(row, plan, side, partition));
+            }
+            Ok(())
+        })?;
+        if let Some(empty) = plan.empty_contribution() {
+            for (partition, records) in out.iter_mut().filter(|(_, r)| r.is_empty()) {
+                records.extend(to_records(empty.clone(), plan, side, *partition));
+            }
+        }
+        return Ok(out);
+    }
+    for chunk in files.iter().zip(selected).collect::<Vec<_>>().chunks(IN_FLIGHT) {
         let mut handles = Vec::new();
-        for mf in chunk {
-            let i = *index
-                .get(Path::new(&mf.path))
-                .ok_or_else(|| anyhow!("{} is in the manifest but not in the catalog", mf.path))?;
+        for (mf, file) in chunk {
             let mut set = CatalogSet::new();
-            set.insert(ParquetCatalog {
-                name: catalog.name.clone(),
-                files: vec![catalog.files[i].clone()],
-                schema: catalog.schema.clone(),
-            });
+            set.insert(of(vec![file.clone()]));
             let planned = plan_sql(plan.side(side).1, &set, &PlanOptions::default())?;
-            tracing::debug!(file = mf.path, "contribution planned");
             handles.push((tagged(mf.partition, side), &mf.path, server.submit(planned.plan, &set)));
         }
         for (partition, path, handle) in handles {
-            let mut records = Vec::new();
-            loop {
-                match handle.wait_event(Duration::from_secs(3600)) {
-                    Waited::Event(QueryEvent::Batch(b)) => records.extend(to_records(&b, plan, side, partition)?),
-                    Waited::Event(QueryEvent::Done(result)) => {
-                        let stats = result.with_context(|| format!("reading {path} for the view"))?;
-                        tracing::debug!(
-                            file = path,
-                            seconds = stats.seconds,
-                            rows = stats.rows_read,
-                            "contribution done"
-                        );
-                        break;
-                    }
-                    Waited::Timeout => {}
-                    Waited::Closed => bail!("the server's workers stopped"),
-                }
-            }
-            out.insert(partition, records);
+            let records = out.get_mut(&partition).expect("every file has an entry");
+            for_each_batch(handle, path, |batch| {
+                records.extend(rows_of(&batch)?.into_iter().flat_map(|row| to_records(row, plan, side, partition)));
+                Ok(())
+            })?;
         }
     }
     Ok(out)
 }
 
-fn to_records(batch: &RecordBatch, plan: &ViewPlan, side: usize, partition: u64) -> Result<Vec<ViewRecord>> {
+/// Hands each result batch of a contribution query (over `what`) to `f` until it is done.
+fn for_each_batch(
+    handle: starflow_dataflow::QueryHandle,
+    what: &str,
+    mut f: impl FnMut(RecordBatch) -> Result<()>,
+) -> Result<()> {
+    loop {
+        match handle.wait_event(Duration::from_secs(3600)) {
+            Waited::Event(QueryEvent::Batch(b)) => f(b)?,
+            Waited::Event(QueryEvent::Done(result)) => {
+                let stats = result.with_context(|| format!("reading {what} for the view"))?;
+                tracing::debug!(what, seconds = stats.seconds, rows = stats.rows_read, "contribution done");
+                return Ok(());
+            }
+            Waited::Timeout => {}
+            Waited::Closed => bail!("the server's workers stopped"),
+        }
+    }
+}
+
+/// One contribution row as a view record (None: a join key is NULL, and SQL joins never
+/// match NULL keys).
+fn to_records(mut row: Row, plan: &ViewPlan, side: usize, partition: u64) -> Option<ViewRecord> {
     let keys = plan.side(side).2;
-    Ok(rows_of(batch)?
-        .into_iter()
-        // SQL joins never match NULL keys.
-        .filter(|row| {
-            !matches!(plan.kind, ViewKind::Join { .. }) || !row[..keys].contains(&starflow_dataflow::view::Datum::Null)
-        })
-        .map(|mut row| match plan.kind {
-            ViewKind::Join { .. } => {
-                let columns = row.split_off(keys);
-                (row, (partition, columns))
+    Some(match plan.kind {
+        ViewKind::Join { .. } => {
+            if row[..keys].contains(&Datum::Null) {
+                return None;
             }
-            ViewKind::Rows => (row, (partition, Row::new())),
-            // One reducer sees every partition's candidates.
-            ViewKind::TopK { .. } => (Row::new(), (partition, row)),
-            ViewKind::Aggregate { .. } => {
-                let columns = row.split_off(plan.keys);
-                (row, (partition, plan.layout.iter().map(|&c| columns[c].clone()).collect()))
-            }
-        })
-        .collect())
+            let columns = row.split_off(keys);
+            (row, (partition, columns))
+        }
+        ViewKind::Rows => (row, (partition, Row::new())),
+        // One reducer sees every partition's candidates.
+        ViewKind::TopK { .. } => (Row::new(), (partition, row)),
+        ViewKind::Aggregate { .. } => {
+            let columns = row.split_off(plan.keys);
+            (row, (partition, plan.layout.iter().map(|&c| columns[c].clone()).collect()))
+        }
+    })
 }
 
 /// Writes a view's contents at `release` and opens them as a catalog named after the view.
@@ -201,6 +242,48 @@ pub struct IngestSummary {
     pub seconds: f64,
 }
 
+/// What a release changes in one view.
+struct ViewDelta {
+    name: String,
+    /// The entering files' contributions, by tagged partition.
+    added: HashMap<u64, Vec<ViewRecord>>,
+    /// The leaving files' tagged partitions.
+    leaving: Vec<u64>,
+    /// The records to feed: the leaving files' with −1, the entering files' with +1.
+    records: Vec<(ViewRecord, isize)>,
+    /// The view's new time.
+    time: u64,
+}
+
+/// Computes every view's delta for a release of `catalog`, before anything changes.
+fn view_deltas(
+    store: &Store,
+    server: &Server,
+    catalog: &str,
+    label: &str,
+    manifest: &Manifest,
+    new_catalog: &ParquetCatalog,
+    delta: &starflow_catalogs::release::ReleaseDelta,
+) -> Result<Vec<ViewDelta>> {
+    let entering: Vec<&ManifestFile> = delta.entering().collect();
+    let mut updates = Vec::new();
+    for view in store.views.values() {
+        let Some(side) = view.plan.catalogs().iter().position(|c| *c == catalog) else { continue };
+        let added = contributions(server, &view.plan, side, manifest, new_catalog, &entering)
+            .with_context(|| format!("release \"{label}\" of {catalog} rejected while updating view {}", view.name))?;
+        let leaving: Vec<u64> = delta.leaving().map(|f| tagged(f.partition, side)).collect();
+        let mut records: Vec<(ViewRecord, isize)> = Vec::new();
+        for p in &leaving {
+            records.extend(view.ledger.get(p).into_iter().flatten().map(|r| (r.clone(), -1)));
+        }
+        records.extend(added.values().flatten().map(|r| (r.clone(), 1)));
+        // A view's time: its catalog's release (a join view: the next after both sides').
+        let time = manifest.release.max(view.release + 1);
+        updates.push(ViewDelta { name: view.name.clone(), added, leaving, records, time });
+    }
+    Ok(updates)
+}
+
 /// `INGEST RELEASE 'label' INTO catalog FROM 'path'`: validates the new release, updates
 /// every view over the catalog with the delta, then records the release.
 pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, path: &str) -> Result<IngestSummary> {
@@ -219,26 +302,23 @@ pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, pa
         format!("release \"{label}\" of {catalog} rejected; {catalog} stays at release {}", previous.0.release)
     })?;
     let scanned = started.elapsed();
-    let entering: Vec<&ManifestFile> = delta.entering().collect();
-    // Compute every view's delta before changing anything.
-    let mut updates = Vec::new();
-    for view in store.views.values() {
-        let Some(side) = view.plan.catalogs().iter().position(|c| *c == catalog) else { continue };
-        let added = contributions(server, &view.plan, side, &manifest, &new_catalog, &entering)
-            .with_context(|| format!("release \"{label}\" of {catalog} rejected while updating view {}", view.name))?;
-        let leaving: Vec<u64> = delta.leaving().map(|f| tagged(f.partition, side)).collect();
-        let mut records: Vec<(ViewRecord, isize)> = Vec::new();
-        for p in &leaving {
-            records.extend(view.ledger.get(p).into_iter().flatten().map(|r| (r.clone(), -1)));
+    // The manifest's slow part (its fsync) runs beside the views' update; it takes its place
+    // only once they are updated (dropped instead if the ingest fails).
+    let staging = {
+        let (dir, manifest) = (store.dir.clone(), manifest.clone());
+        std::thread::spawn(move || super::store::stage_manifest(&dir, &manifest))
+    };
+    let updates = match view_deltas(store, server, catalog, label, &manifest, &new_catalog, &delta) {
+        Ok(updates) => updates,
+        Err(e) => {
+            // Nothing of the release stays behind: the staged manifest is removed.
+            let _ = staging.join();
+            return Err(e);
         }
-        records.extend(added.values().flatten().map(|r| (r.clone(), 1)));
-        // A view's time: its catalog's release (a join view: the next after both sides').
-        let time = manifest.release.max(view.release + 1);
-        updates.push((view.name.clone(), added, leaving, records, time));
-    }
+    };
     let computed = started.elapsed();
     let mut names = Vec::new();
-    for (name, added, leaving, records, time) in updates {
+    for ViewDelta { name, added, leaving, records, time } in updates {
         let view = store.views.get(&name).expect("view");
         wait(server.update_view(view.id, time, records))?;
         let table = write_table(store, &name, &view.plan, &view.snapshot, time)?;
@@ -252,7 +332,7 @@ pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, pa
         names.push(name);
     }
     let updated = started.elapsed();
-    store.write_manifest(&manifest)?;
+    staging.join().map_err(|_| anyhow!("writing the manifest failed"))??.commit()?;
     tracing::info!(
         catalog,
         release = manifest.release,

@@ -1,6 +1,6 @@
-//! Group tables: map key values to dense group ids. A single integer key takes a fast
-//! path (with a one-entry cache, since catalogs are laid out by tract/patch); any other
-//! key list goes through arrow's row format.
+//! Group tables: map key values to dense group ids. Integer keys (one, or up to four) take a
+//! fast path (with a one-entry cache, since catalogs are laid out by tract/patch and a view's
+//! contribution query groups by file too); any other key list goes through arrow's row format.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -55,6 +55,8 @@ enum Keys {
         data_type: DataType,
         last: Option<(i64, u32)>,
     },
+    /// Two to four integer-like keys (each row's key: values, and a bit per NULL).
+    Ints { map: FastMap<IntsKey>, values: Vec<IntsKey>, data_types: Vec<DataType>, last: Option<(IntsKey, u32)> },
     /// Any keys, in arrow's row format.
     Rows { converter: RowConverter, map: FastMap<Box<[u8]>>, rows: Vec<Box<[u8]>> },
 }
@@ -70,13 +72,16 @@ impl GroupTable {
     pub fn try_new(types: &[DataType]) -> Result<Self, ArrowError> {
         let keys = match types {
             [] => Keys::Global,
-            [t] if t.is_integer() => Keys::Int {
+            [t] if fits_i64(t) => Keys::Int {
                 map: FastMap::default(),
                 null_group: None,
                 values: Vec::new(),
                 data_type: t.clone(),
                 last: None,
             },
+            _ if (2..=MAX_INT_KEYS).contains(&types.len()) && types.iter().all(fits_i64) => {
+                Keys::Ints { map: FastMap::default(), values: Vec::new(), data_types: types.to_vec(), last: None }
+            }
             _ => Keys::Rows {
                 converter: RowConverter::new(types.iter().map(|t| SortField::new(t.clone())).collect())?,
                 map: FastMap::default(),
@@ -132,6 +137,41 @@ impl GroupTable {
                     ids.push(id);
                 }
             }
+            Keys::Ints { map, values, last, .. } => {
+                let widened = keys.iter().map(widen).collect::<Result<Vec<_>, _>>()?;
+                let columns: Vec<&dyn IntKeys> = widened
+                    .iter()
+                    .zip(keys)
+                    .map(|(w, k)| match (w, k.data_type()) {
+                        (Some(w), _) => w.as_primitive::<Int64Type>() as &dyn IntKeys,
+                        (None, DataType::Int32) => k.as_primitive::<Int32Type>(),
+                        (None, _) => k.as_primitive::<Int64Type>(),
+                    })
+                    .collect();
+                for i in 0..rows {
+                    let mut key: IntsKey = ([0; MAX_INT_KEYS], 0);
+                    for (k, c) in columns.iter().enumerate() {
+                        if c.null_at(i) {
+                            key.1 |= 1 << k;
+                        } else {
+                            key.0[k] = c.key_at(i);
+                        }
+                    }
+                    let id = match last {
+                        Some((k, id)) if *k == key => *id,
+                        _ => {
+                            let id = *map.entry(key).or_insert_with(|| {
+                                values.push(key);
+                                *groups += 1;
+                                (*groups - 1) as u32
+                            });
+                            *last = Some((key, id));
+                            id
+                        }
+                    };
+                    ids.push(id);
+                }
+            }
             Keys::Rows { converter, map, rows: stored } => {
                 let converted = converter.convert_columns(keys)?;
                 for row in converted.iter() {
@@ -158,6 +198,10 @@ impl GroupTable {
         match &self.keys {
             Keys::Global => vec![0],
             Keys::Int { values, .. } => values.iter().map(|v| v.map_or(0, |v| splitmix64(v as u64))).collect(),
+            Keys::Ints { values, .. } => values
+                .iter()
+                .map(|(v, nulls)| v.iter().fold(splitmix64(*nulls as u64), |h, &x| splitmix64(h ^ x as u64)))
+                .collect(),
             Keys::Rows { rows, .. } => rows
                 .iter()
                 .map(|r| {
@@ -177,11 +221,45 @@ impl GroupTable {
                 let a: ArrayRef = Arc::new(take.iter().map(|&g| values[g as usize]).collect::<Int64Array>());
                 Ok(vec![cast(&a, data_type)?])
             }
+            Keys::Ints { values, data_types, .. } => data_types
+                .iter()
+                .enumerate()
+                .map(|(k, t)| {
+                    let a: ArrayRef = Arc::new(
+                        take.iter()
+                            .map(|&g| {
+                                let (v, nulls) = values[g as usize];
+                                (nulls & (1 << k) == 0).then_some(v[k])
+                            })
+                            .collect::<Int64Array>(),
+                    );
+                    cast(&a, t)
+                })
+                .collect(),
             Keys::Rows { converter, rows, .. } => {
                 let parser = converter.parser();
                 converter.convert_rows(take.iter().map(|&g| parser.parse(&rows[g as usize])))
             }
         }
+    }
+}
+
+/// Integer types whose every value is an `i64` (UInt64 keys take the row format).
+fn fits_i64(t: &DataType) -> bool {
+    t.is_integer() && *t != DataType::UInt64
+}
+
+/// Most integer keys the `Ints` path takes.
+const MAX_INT_KEYS: usize = 4;
+
+/// A row's integer keys: values (0 where NULL) and a bit per NULL key.
+type IntsKey = ([i64; MAX_INT_KEYS], u8);
+
+/// Integer key columns other than Int32 and Int64, widened to Int64 (None: read as they are).
+fn widen(keys: &ArrayRef) -> Result<Option<ArrayRef>, ArrowError> {
+    match keys.data_type() {
+        DataType::Int32 | DataType::Int64 => Ok(None),
+        _ => cast(keys, &DataType::Int64).map(Some),
     }
 }
 
@@ -200,5 +278,75 @@ where
     }
     fn key_at(&self, i: usize) -> i64 {
         self.value(i).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Int16Array, Int32Array, UInt8Array};
+    use std::collections::HashMap;
+
+    /// Several integer keys (with NULLs, of mixed widths) get the same groups as a plain map
+    /// of the key tuples, across batches, and give their keys back.
+    #[test]
+    fn integer_key_lists_group_like_a_map_of_tuples() {
+        let types = [DataType::Int32, DataType::Int64, DataType::UInt8, DataType::Int16];
+        let mut table = GroupTable::try_new(&types).unwrap();
+        assert!(matches!(table.keys, Keys::Ints { .. }));
+        let mut reference: HashMap<Vec<Option<i64>>, u32> = HashMap::new();
+        let mut first_keys: Vec<Vec<Option<i64>>> = Vec::new();
+        let mut state = 7u64;
+        let mut next = move |m: u64| {
+            state = splitmix64(state);
+            state % m
+        };
+        for _batch in 0..3 {
+            let n = 500;
+            let mut cols: Vec<Vec<Option<i64>>> = vec![vec![]; 4];
+            for _ in 0..n {
+                for (k, col) in cols.iter_mut().enumerate() {
+                    let v = if next(10) == 0 { None } else { Some(next(3 + k as u64) as i64 - 1) };
+                    col.push(v);
+                }
+            }
+            let keys: Vec<ArrayRef> = vec![
+                Arc::new(cols[0].iter().map(|v| v.map(|x| x as i32)).collect::<Int32Array>()),
+                Arc::new(cols[1].iter().copied().collect::<Int64Array>()),
+                Arc::new(cols[2].iter().map(|v| v.map(|x| (x + 1) as u8)).collect::<UInt8Array>()),
+                Arc::new(cols[3].iter().map(|v| v.map(|x| x as i16)).collect::<Int16Array>()),
+            ];
+            let mut ids = Vec::new();
+            table.group_ids(&keys, n, &mut ids).unwrap();
+            for (i, &id) in ids.iter().enumerate() {
+                let mut tuple: Vec<Option<i64>> = (0..4).map(|k| cols[k][i]).collect();
+                tuple[2] = tuple[2].map(|x| x + 1);
+                let expected = *reference.entry(tuple.clone()).or_insert_with(|| {
+                    first_keys.push(tuple);
+                    (first_keys.len() - 1) as u32
+                });
+                assert_eq!(id, expected, "row {i}");
+            }
+        }
+        assert_eq!(table.len(), reference.len());
+        let all: Vec<u32> = (0..table.len() as u32).collect();
+        let arrays = table.key_arrays(&all).unwrap();
+        for (k, (array, t)) in arrays.iter().zip(&types).enumerate() {
+            assert_eq!(array.data_type(), t);
+            let values = cast(array, &DataType::Int64).unwrap();
+            let values = values.as_primitive::<Int64Type>();
+            for (g, key) in first_keys.iter().enumerate() {
+                assert_eq!(values.is_valid(g).then(|| values.value(g)), key[k], "group {g}, key {k}");
+            }
+        }
+        assert_eq!(table.hashes().len(), table.len());
+    }
+
+    #[test]
+    fn uint64_keys_take_the_row_format() {
+        let table = GroupTable::try_new(&[DataType::UInt64, DataType::Int32]).unwrap();
+        assert!(matches!(table.keys, Keys::Rows { .. }));
+        let table = GroupTable::try_new(&[DataType::UInt64]).unwrap();
+        assert!(matches!(table.keys, Keys::Rows { .. }));
     }
 }
