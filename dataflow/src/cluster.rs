@@ -75,15 +75,32 @@ pub struct Connected {
     /// One stream per process (None for this one).
     pub streams: Vec<Option<CountingStream>>,
     /// Bytes written to the streams so far.
-    pub bytes_sent: Arc<AtomicU64>,
+    pub traffic: Traffic,
     /// What process 0 shipped (on the other processes).
     pub shipped: Option<Vec<u8>>,
+}
+
+/// Bytes this process has sent to the others (data, progress and the shipped plan).
+#[derive(Debug, Clone, Default)]
+pub struct Traffic {
+    /// To all of them.
+    pub sent: Arc<AtomicU64>,
+    /// To each process, by index (this process's own entry stays 0).
+    pub to: Arc<Vec<AtomicU64>>,
+}
+
+impl Traffic {
+    /// Bytes sent to each process so far.
+    pub fn to_each(&self) -> Vec<u64> {
+        self.to.iter().map(|c| c.load(Ordering::Relaxed)).collect()
+    }
 }
 
 /// A TCP stream that counts the bytes written to it.
 pub struct CountingStream {
     inner: TcpStream,
-    sent: Arc<AtomicU64>,
+    traffic: Traffic,
+    peer: usize,
 }
 
 impl Read for CountingStream {
@@ -95,7 +112,8 @@ impl Read for CountingStream {
 impl Write for CountingStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.sent.fetch_add(n as u64, Ordering::Relaxed);
+        self.traffic.sent.fetch_add(n as u64, Ordering::Relaxed);
+        self.traffic.to[self.peer].fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -105,7 +123,7 @@ impl Write for CountingStream {
 
 impl Stream for CountingStream {
     fn try_clone(&self) -> io::Result<Self> {
-        Ok(Self { inner: self.inner.try_clone()?, sent: self.sent.clone() })
+        Ok(Self { inner: self.inner.try_clone()?, traffic: self.traffic.clone(), peer: self.peer })
     }
     fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         self.inner.set_nonblocking(nonblocking)
@@ -139,12 +157,18 @@ pub fn connect(options: &ClusterOptions, ship: Option<&[u8]>) -> Result<Connecte
     let (mut streams, shipped) = connected?;
     streams.push(None);
     streams.extend(accepted?);
-    // The plan shipment counts as traffic too.
-    let shipped_bytes = ship.map_or(0, |b| (b.len() as u64 + 8) * (n - 1 - me) as u64);
-    let bytes_sent = Arc::new(AtomicU64::new(shipped_bytes));
-    let streams =
-        streams.into_iter().map(|s| s.map(|inner| CountingStream { inner, sent: bytes_sent.clone() })).collect();
-    Ok(Connected { process: me, addresses: options.addresses.clone(), streams, bytes_sent, shipped })
+    // The plan shipment counts as traffic too (process 0 sends it to every higher process).
+    let shipment = |peer: usize| ship.filter(|_| peer > me).map_or(0, |b| b.len() as u64 + 8);
+    let traffic = Traffic {
+        sent: Arc::new(AtomicU64::new((0..n).map(shipment).sum())),
+        to: Arc::new((0..n).map(|peer| AtomicU64::new(shipment(peer))).collect()),
+    };
+    let streams = streams
+        .into_iter()
+        .enumerate()
+        .map(|(peer, s)| s.map(|inner| CountingStream { inner, traffic: traffic.clone(), peer }))
+        .collect();
+    Ok(Connected { process: me, addresses: options.addresses.clone(), streams, traffic, shipped })
 }
 
 fn handshake(stream: &mut TcpStream, me: usize, fingerprint: u64) -> io::Result<()> {

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod compile;
 pub mod error;
 pub mod plan;
+pub mod profile;
 pub mod registry;
 pub mod server;
 pub mod sql;

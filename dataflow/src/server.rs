@@ -15,7 +15,8 @@ use timely::communication::WorkerGuards;
 use timely::dataflow::ProbeHandle;
 use timely::synchronization::Sequencer;
 
-use crate::cluster::Connected;
+use crate::cluster::{Connected, Traffic};
+use crate::profile::Profiler;
 use crate::compile::{QueryMetrics, Renderer};
 use crate::error::RunError;
 use crate::plan::Plan;
@@ -97,7 +98,7 @@ pub struct Server {
     next_id: AtomicU64,
     /// Per-process state of each running query, shared by this process's workers.
     queries: Arc<Mutex<HashMap<u64, QueryShared>>>,
-    bytes_sent: Arc<AtomicU64>,
+    traffic: Traffic,
     /// Worker threads still in their loop.
     live_workers: Arc<AtomicUsize>,
     /// Contents of each view, kept by worker 0.
@@ -226,14 +227,14 @@ impl Server {
         R: Renderer + Send + Sync + 'static,
     {
         let threads = workers.max(1);
-        let bytes_sent = cluster.as_ref().map_or_else(Arc::default, |c| c.bytes_sent.clone());
+        let traffic = cluster.as_ref().map_or_else(Traffic::default, |c| c.traffic.clone());
         let (builders, others) = communication(threads, cluster)?;
         let (control, receiver) = mpsc::channel::<Control>();
         let receiver = Arc::new(Mutex::new(Some(receiver)));
         let queries: Arc<Mutex<HashMap<u64, QueryShared>>> = Arc::default();
         let live_workers = Arc::new(AtomicUsize::new(threads));
         let snapshots: Arc<Mutex<HashMap<u64, Snapshot>>> = Arc::default();
-        let (server_queries, server_bytes, server_live) = (queries.clone(), bytes_sent.clone(), live_workers.clone());
+        let (server_queries, server_bytes, server_live) = (queries.clone(), traffic.clone(), live_workers.clone());
         let server_snapshots = snapshots.clone();
         let waker = Waker::default();
         let worker_waker = waker.clone();
@@ -259,6 +260,8 @@ impl Server {
                 if worker.index() % threads == 0 { receiver.lock().expect("control lock").take() } else { None };
             worker_waker.0.lock().expect("waker lock").push(std::thread::current());
             let mut sequencer: Sequencer<Command> = Sequencer::new(worker, epoch);
+            // Every query is profiled (for `REPORT`): its operators' schedules are logged.
+            let profiler = Profiler::install(worker);
             let mut clients: HashMap<u64, mpsc::Sender<QueryEvent>> = HashMap::new();
             let mut running: HashMap<u64, Running> = HashMap::new();
             let mut views: HashMap<u64, InstalledView> = HashMap::new();
@@ -311,7 +314,7 @@ impl Server {
                                 .lock()
                                 .expect("queries lock")
                                 .entry(id)
-                                .or_insert_with(|| QueryShared::new(bytes_sent.clone()))
+                                .or_insert_with(|| QueryShared::new(traffic.clone()))
                                 .clone();
                             let rows_out = Arc::new(AtomicU64::new(0));
                             let sink = clients.get(&id).cloned().map(|tx| {
@@ -331,12 +334,13 @@ impl Server {
                             });
                             let dataflow = worker.next_dataflow_index();
                             let name = format!("Query {id}");
-                            match install_query(worker, &name, &plan, &catalogs, &renderer, &shared, threads, sink) {
+                            let started = Instant::now();
+                            let profiling = Some((&profiler, started));
+                            match install_query(
+                                worker, &name, &plan, &catalogs, &renderer, &shared, threads, sink, profiling,
+                            ) {
                                 Ok(probe) => {
-                                    running.insert(
-                                        id,
-                                        Running { dataflow, probe, shared, started: Instant::now(), rows_out },
-                                    );
+                                    running.insert(id, Running { dataflow, probe, shared, started, rows_out });
                                 }
                                 Err(e) => {
                                     queries.lock().expect("queries lock").remove(&id);
@@ -417,7 +421,7 @@ impl Server {
             guards: Mutex::new(Some(guards)),
             next_id: AtomicU64::new(1),
             queries: server_queries,
-            bytes_sent: server_bytes,
+            traffic: server_bytes,
             live_workers: server_live,
             snapshots: server_snapshots,
             waker,
@@ -429,7 +433,7 @@ impl Server {
     pub fn submit(&self, plan: Plan, catalogs: &CatalogSet) -> QueryHandle {
         let catalogs = plan.catalogs().iter().filter_map(|c| catalogs.get(c)).map(|c| c.as_ref().clone()).collect();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let shared = QueryShared::new(self.bytes_sent.clone());
+        let shared = QueryShared::new(self.traffic.clone());
         let (metrics, waiting) = (shared.metrics.clone(), shared.waiting_bytes.clone());
         self.queries.lock().expect("queries lock").insert(id, shared);
         let (events, receiver) = mpsc::channel();

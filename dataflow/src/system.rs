@@ -92,7 +92,7 @@ impl ProcessInfo {
 
 /// utime + stime from `/proc/self/stat` (fields 14 and 15, in clock ticks of 1/100 s, the
 /// value of `_SC_CLK_TCK` on every Linux architecture starflow runs on).
-fn cpu_seconds() -> f64 {
+pub(crate) fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // The command name (field 2) may hold spaces; the fields after it follow the last ')'.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);

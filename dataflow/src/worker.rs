@@ -20,7 +20,8 @@ use timely::dataflow::operators::generic::Operator;
 use timely::{CommunicationConfig, WorkerConfig};
 
 use crate::batch::Batch;
-use crate::cluster::{Connected, install_peer_loss_hook};
+use crate::cluster::{Connected, Traffic, install_peer_loss_hook};
+use crate::profile::{NodeProfile, Part, ProcessProfile, Profiler, QueryProfile, Sampler, plan_nodes};
 
 use crate::compile::{QueryErrors, QueryMetrics, RenderContext, Renderer, gather, render_plan};
 use crate::error::RunError;
@@ -33,12 +34,14 @@ pub struct ExecOptions {
     pub workers: usize,
     /// Connections to the other processes (None: this process alone).
     pub cluster: Option<Connected>,
+    /// Record a [`QueryProfile`] (returned in [`QueryStats::profile`]).
+    pub profile: bool,
 }
 
 impl ExecOptions {
     /// One process with `workers` threads.
     pub fn local(workers: usize) -> Self {
-        Self { workers, cluster: None }
+        Self { workers, cluster: None, profile: false }
     }
 }
 
@@ -61,6 +64,8 @@ pub struct QueryStats {
     pub bytes_sent: u64,
     /// Processes that took part.
     pub processes: usize,
+    /// What every worker and process did, for profiled queries.
+    pub profile: Option<QueryProfile>,
 }
 
 /// Runs `plan` on `options.workers` threads; `on_batch` receives the result batches in
@@ -78,7 +83,8 @@ where
     F: FnMut(RecordBatch) -> Result<(), RunError>,
 {
     let start = Instant::now();
-    let shared = QueryShared::new(options.cluster.as_ref().map_or_else(Arc::default, |c| c.bytes_sent.clone()));
+    let shared = QueryShared::new(options.cluster.as_ref().map_or_else(Traffic::default, |c| c.traffic.clone()));
+    let profile = options.profile;
     let (tx, rx) = mpsc::channel::<RecordBatch>();
     let sender = Arc::new(Mutex::new(Some(tx)));
     let plan = Arc::new(plan.clone());
@@ -88,7 +94,9 @@ where
     let guards = timely::execute::execute_from(builders, others, WorkerConfig::default(), move |worker| {
         let tx = if worker.index() == 0 { sender.lock().expect("sender lock").take() } else { None };
         let sink = tx.map(|tx| Box::new(move |batch| tx.send(batch).is_ok()) as Box<dyn FnMut(RecordBatch) -> bool>);
-        match install_query(worker, "Query", &plan, &catalogs, &renderer, &worker_shared, threads, sink) {
+        let profiler = profile.then(|| (Profiler::install(worker), start));
+        let profiling = profiler.as_ref().map(|(p, start)| (p, *start));
+        match install_query(worker, "Query", &plan, &catalogs, &renderer, &worker_shared, threads, sink, profiling) {
             Ok(probe) => {
                 while !probe.done() {
                     worker.step_or_park(None);
@@ -144,14 +152,16 @@ pub(crate) struct QueryShared {
     pub errors: Arc<QueryErrors>,
     pub metrics: Arc<QueryMetrics>,
     reports: Arc<Mutex<Vec<Report>>>,
-    bytes_sent: Arc<AtomicU64>,
+    /// Encoded profile [`Part`]s (worker 0).
+    profile_parts: Arc<Mutex<Vec<Vec<u8>>>>,
+    traffic: Traffic,
     /// Result bytes handed to the client's channel and not yet taken (server queries).
     pub waiting_bytes: Arc<AtomicU64>,
 }
 
 impl QueryShared {
-    pub fn new(bytes_sent: Arc<AtomicU64>) -> Self {
-        Self { bytes_sent, ..Self::default() }
+    pub fn new(traffic: Traffic) -> Self {
+        Self { traffic, ..Self::default() }
     }
 
     /// After the dataflow is done: the first error of any process, or the summed counters.
@@ -166,6 +176,7 @@ impl QueryShared {
             return Err(e);
         }
         let sum = |f: fn(&Report) -> u64| reports.iter().map(f).sum::<u64>();
+        let parts = std::mem::take(&mut *self.profile_parts.lock().expect("profile lock"));
         Ok(QueryStats {
             partitions_read: sum(|r| r.partitions_read),
             rows_read: sum(|r| r.rows_read),
@@ -175,13 +186,15 @@ impl QueryShared {
             seconds: start.elapsed().as_secs_f64(),
             bytes_sent: sum(|r| r.bytes_sent),
             processes: reports.len(),
+            profile: (!parts.is_empty()).then(|| Part::merge(&parts)),
         })
     }
 }
 
 /// Installs `plan` as a new dataflow on this worker: the rendered operators, the gather to
 /// worker 0, `sink` (on worker 0; it returns false once its consumer is gone) and the
-/// per-process reports. Returns the probe that is done when the query is.
+/// per-process reports. With a profiler (and the query's start), the worker's operators are
+/// logged and its profile joins the reports. Returns the probe that is done when the query is.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn install_query<R: Renderer>(
     worker: &mut timely::worker::Worker,
@@ -192,32 +205,58 @@ pub(crate) fn install_query<R: Renderer>(
     shared: &QueryShared,
     threads: usize,
     sink: Option<Box<dyn FnMut(RecordBatch) -> bool>>,
+    profiler: Option<(&Profiler, Instant)>,
 ) -> Result<ProbeHandle<u64>, RunError> {
     let index = worker.index();
+    let reporting = index.is_multiple_of(threads);
     let probe = ProbeHandle::new();
-    worker.dataflow_named::<u64, _, _>(name, |scope| {
+    let dataflow = worker.next_dataflow_index();
+    let profiling = profiler.map(|(profiler, start)| {
+        profiler.logs.borrow_mut().watch(dataflow, start);
+        Profiling {
+            profiler: profiler.clone(),
+            dataflow,
+            sampler: reporting.then(|| Sampler::start(start, shared.traffic.sent.clone())),
+            traffic_before: shared.traffic.to_each(),
+            nodes: plan_nodes(plan, worker.peers()),
+        }
+    });
+    let installed = worker.dataflow_named::<u64, _, _>(name, |scope| {
         let ctx = RenderContext {
             scope,
             catalogs: catalogs.clone(),
             errors: shared.errors.clone(),
             metrics: shared.metrics.clone(),
+            count_nodes: profiling.is_some(),
         };
         let stream = render_plan(renderer, &ctx, plan)?;
         let stream = if plan.is_gathered() { stream } else { gather(stream, "Gather") };
-        let reporting = index.is_multiple_of(threads);
-        let (errs, mets, sent) = (shared.errors.clone(), shared.metrics.clone(), shared.bytes_sent.clone());
+        let errs = shared.errors.clone();
+        let reporter = Reporter {
+            process: index / threads,
+            worker: index,
+            reporting,
+            errors: errs.clone(),
+            metrics: shared.metrics.clone(),
+            traffic: shared.traffic.clone(),
+            profiling,
+        };
         // The probe follows the consumers, so "done" means every result and report has been
         // handled, not merely sent.
-        report_stream(stream.clone(), index / threads, reporting, errs.clone(), mets, sent)
+        report_stream(stream.clone(), reporter)
             .unary::<CapacityContainerBuilder<Vec<Batch>>, _, _, _>(
                 Exchange::new(|_b: &Batch| 0u64),
                 "ReportSink",
                 |_cap, _info| {
-                    let reps = shared.reports.clone();
+                    let (reps, parts) = (shared.reports.clone(), shared.profile_parts.clone());
                     move |input, _output| {
                         input.for_each(|_cap, data| {
-                            let mut reps = reps.lock().expect("reports lock");
-                            reps.extend(data.drain(..).filter_map(|b| Report::from_batch(&b.data)));
+                            for b in data.drain(..) {
+                                match profile_part(&b.data) {
+                                    Some(part) => parts.lock().expect("profile lock").push(part),
+                                    None => reps.lock().expect("reports lock").extend(Report::from_batch(&b.data)),
+                                }
+                            }
                         })
                     }
                 },
@@ -241,7 +280,11 @@ pub(crate) fn install_query<R: Renderer>(
             })
             .probe_with(&probe);
         Ok(probe)
-    })
+    });
+    if let (Err(_), Some((profiler, _))) = (&installed, profiler) {
+        profiler.logs.borrow_mut().take(dataflow, index);
+    }
+    installed
 }
 
 /// What each process reports to worker 0 when the query is done: its first error and its
@@ -296,34 +339,105 @@ impl Report {
     }
 }
 
-/// Emits this process's report once `stream` is complete (on one worker per process).
-fn report_stream<'s>(
-    stream: crate::compile::BatchStream<'s>,
+/// What the `Report` operator of one worker sends when the query's result is complete.
+struct Reporter {
     process: usize,
+    worker: usize,
+    /// The first worker of its process: it sends the process's counters.
     reporting: bool,
     errors: Arc<QueryErrors>,
     metrics: Arc<QueryMetrics>,
-    bytes_sent: Arc<AtomicU64>,
-) -> crate::compile::BatchStream<'s> {
+    traffic: Traffic,
+    profiling: Option<Profiling>,
+}
+
+/// A profiled query on one worker.
+struct Profiling {
+    profiler: Profiler,
+    /// The query's dataflow index.
+    dataflow: usize,
+    /// The process's CPU and memory (on its first worker).
+    sampler: Option<Sampler>,
+    traffic_before: Vec<u64>,
+    nodes: Vec<NodeProfile>,
+}
+
+impl Reporter {
+    /// The batches to send: the process's report, then the profile parts.
+    fn batches(&mut self) -> Vec<Batch> {
+        let mut out = Vec::new();
+        if self.reporting {
+            let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+            let report = Report {
+                process: self.process,
+                error: self.errors.peek(),
+                partitions_read: get(&self.metrics.partitions_read),
+                rows_read: get(&self.metrics.rows_read),
+                rows_matched: get(&self.metrics.rows_matched),
+                bytes_sent: get(&self.traffic.sent),
+                bytes_read: get(&self.metrics.bytes_read),
+            };
+            out.push(Batch::new(report.to_batch(), 0));
+        }
+        let Some(p) = self.profiling.take() else { return out };
+        p.profiler.flush();
+        let profile = p.profiler.logs.borrow_mut().take(p.dataflow, self.worker);
+        out.push(part_batch(&Part::Worker { process: self.process, profile }));
+        if let Some(sampler) = p.sampler {
+            let samples = sampler.finish();
+            let bytes_to: Vec<u64> =
+                self.traffic.to_each().iter().zip(&p.traffic_before).map(|(now, before)| now - before).collect();
+            let counts = self.metrics.nodes.lock().expect("nodes lock").clone();
+            let mut nodes = p.nodes;
+            for (node, (rows, batches)) in nodes.iter_mut().zip(counts) {
+                node.rows_out = rows;
+                node.batches_out = batches;
+            }
+            let info = crate::system::ProcessInfo::current();
+            let profile = ProcessProfile {
+                process: self.process,
+                host: info.host,
+                pid: info.pid as u32,
+                workers: Vec::new(),
+                samples,
+                bytes_sent: bytes_to.iter().sum(),
+                bytes_to,
+            };
+            out.push(part_batch(&Part::Process { profile, nodes }));
+        }
+        out
+    }
+}
+
+/// A profile part as a one-row batch (beside the reports on their way to worker 0).
+fn part_batch(part: &Part) -> Batch {
+    let schema = Arc::new(Schema::new(vec![Field::new(PROFILE_COLUMN, DataType::Binary, false)]));
+    let column = arrow_array::BinaryArray::from_vec(vec![part.encode().as_slice()]);
+    Batch::new(RecordBatch::try_new(schema, vec![Arc::new(column)]).expect("profile batch matches its schema"), 0)
+}
+
+const PROFILE_COLUMN: &str = "profile_part";
+
+/// The encoded part, if `b` is a profile part.
+fn profile_part(b: &RecordBatch) -> Option<Vec<u8>> {
+    use arrow_array::cast::AsArray;
+    (b.schema().field(0).name() == PROFILE_COLUMN && b.num_rows() == 1)
+        .then(|| b.column(0).as_binary::<i32>().value(0).to_vec())
+}
+
+/// Sends this worker's report (and profile) once `stream` is complete.
+fn report_stream<'s>(stream: crate::compile::BatchStream<'s>, mut reporter: Reporter) -> crate::compile::BatchStream<'s> {
     stream.unary_frontier(Pipeline, "Report", move |cap, _info| {
         let mut cap = Some(cap);
         move |(input, frontier), output| {
             input.for_each(|_cap, _data| {});
             if frontier.is_empty()
                 && let Some(c) = cap.take()
-                && reporting
             {
-                let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-                let report = Report {
-                    process,
-                    error: errors.peek(),
-                    partitions_read: get(&metrics.partitions_read),
-                    rows_read: get(&metrics.rows_read),
-                    rows_matched: get(&metrics.rows_matched),
-                    bytes_sent: get(&bytes_sent),
-                    bytes_read: get(&metrics.bytes_read),
-                };
-                output.session(&c).give(Batch::new(report.to_batch(), 0));
+                let mut session = output.session(&c);
+                for batch in reporter.batches() {
+                    session.give(batch);
+                }
             }
         }
     })

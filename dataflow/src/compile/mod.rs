@@ -67,6 +67,9 @@ pub struct QueryMetrics {
     pub rows_matched: AtomicU64,
     /// Compressed bytes of the column chunks scans read.
     pub bytes_read: AtomicU64,
+    /// Rows and batches out of each plan node, by depth (0: the root), when counted
+    /// ([`RenderContext::count_nodes`]).
+    pub nodes: Mutex<Vec<(u64, u64)>>,
 }
 
 /// What a renderer needs besides its inputs.
@@ -79,6 +82,8 @@ pub struct RenderContext<'s> {
     pub errors: Arc<QueryErrors>,
     /// The query's counters.
     pub metrics: Arc<QueryMetrics>,
+    /// Count what comes out of each plan node (profiled queries).
+    pub count_nodes: bool,
 }
 
 /// Renders plan nodes into timely operators. Implemented by `starflow-operators`.
@@ -98,6 +103,15 @@ pub fn render_plan<'s, R: Renderer>(
     ctx: &RenderContext<'s>,
     plan: &Plan,
 ) -> Result<BatchStream<'s>, RunError> {
+    render_node(renderer, ctx, plan, 0)
+}
+
+fn render_node<'s, R: Renderer>(
+    renderer: &R,
+    ctx: &RenderContext<'s>,
+    plan: &Plan,
+    depth: usize,
+) -> Result<BatchStream<'s>, RunError> {
     let input = match plan {
         Plan::Workers => return Ok(crate::system::render_workers(ctx)),
         Plan::Scan(_) => None,
@@ -105,9 +119,30 @@ pub fn render_plan<'s, R: Renderer>(
         | Plan::Project { input, .. }
         | Plan::Aggregate { input, .. }
         | Plan::Sort { input, .. }
-        | Plan::Limit { input, .. } => Some(render_plan(renderer, ctx, input)?),
+        | Plan::Limit { input, .. } => Some(render_node(renderer, ctx, input, depth + 1)?),
     };
-    renderer.render(ctx, plan, input)
+    let output = renderer.render(ctx, plan, input)?;
+    Ok(if ctx.count_nodes { count(output, ctx.metrics.clone(), depth) } else { output })
+}
+
+/// Passes a node's output on, counting its rows and batches (profiled queries only).
+fn count<'s>(stream: BatchStream<'s>, metrics: Arc<QueryMetrics>, depth: usize) -> BatchStream<'s> {
+    stream.unary(timely::dataflow::channels::pact::Pipeline, &format!("Count[node {depth}]"), move |_cap, _info| {
+        move |input, output| {
+            input.for_each(|cap, data| {
+                let rows: usize = data.iter().map(|b| b.data.num_rows()).sum();
+                {
+                    let mut nodes = metrics.nodes.lock().expect("nodes lock");
+                    if nodes.len() <= depth {
+                        nodes.resize(depth + 1, (0, 0));
+                    }
+                    nodes[depth].0 += rows as u64;
+                    nodes[depth].1 += data.len() as u64;
+                }
+                output.session(&cap).give_container(data);
+            });
+        }
+    })
 }
 
 /// Sends every batch to worker 0 (an exchange; within a process no copy is made).

@@ -16,6 +16,13 @@ pub fn explain(plan: &Plan, workers: usize) -> String {
     out
 }
 
+/// One line naming a plan node (its first `EXPLAIN` line).
+pub fn node_label(plan: &Plan, workers: usize) -> String {
+    let mut out = String::new();
+    node(plan, 0, workers, &mut out);
+    out.lines().next().unwrap_or_default().trim().to_string()
+}
+
 fn node(plan: &Plan, depth: usize, workers: usize, out: &mut String) {
     let pad = "  ".repeat(depth);
     match plan {

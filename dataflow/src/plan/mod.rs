@@ -222,17 +222,29 @@ impl Plan {
         }
     }
 
-    /// Names of the catalogs the plan scans.
-    pub fn catalogs(&self) -> Vec<&str> {
+    /// The node's input, if it has one.
+    pub fn input(&self) -> Option<&Plan> {
         match self {
-            Plan::Scan(s) => vec![s.catalog.as_str()],
             Plan::Filter { input, .. }
             | Plan::Project { input, .. }
             | Plan::Aggregate { input, .. }
             | Plan::Sort { input, .. }
-            | Plan::Limit { input, .. } => input.catalogs(),
-            Plan::Workers => vec![],
+            | Plan::Limit { input, .. } => Some(input),
+            Plan::Scan(_) | Plan::Workers => None,
         }
+    }
+
+    /// The plan's scans.
+    pub fn scans(&self) -> Vec<&ScanSpec> {
+        match self {
+            Plan::Scan(s) => vec![s],
+            other => other.input().map(Plan::scans).unwrap_or_default(),
+        }
+    }
+
+    /// Names of the catalogs the plan scans.
+    pub fn catalogs(&self) -> Vec<&str> {
+        self.scans().into_iter().map(|s| s.catalog.as_str()).collect()
     }
 
     /// True when the output of this plan is already gathered, in order, on worker 0.
