@@ -16,10 +16,10 @@ use timely::dataflow::ProbeHandle;
 use timely::synchronization::Sequencer;
 
 use crate::cluster::{Connected, Traffic};
-use crate::profile::Profiler;
 use crate::compile::{QueryMetrics, Renderer};
 use crate::error::RunError;
 use crate::plan::Plan;
+use crate::profile::Profiler;
 use crate::registry::CatalogSet;
 use crate::view::{InstalledView, Snapshot, ViewKind, ViewRecord, install_view};
 use crate::worker::{QueryShared, QueryStats, communication, install_query};

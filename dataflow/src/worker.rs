@@ -36,12 +36,14 @@ pub struct ExecOptions {
     pub cluster: Option<Connected>,
     /// Record a [`QueryProfile`] (returned in [`QueryStats::profile`]).
     pub profile: bool,
+    /// This process's counters, which the caller may watch while the query runs.
+    pub metrics: Arc<QueryMetrics>,
 }
 
 impl ExecOptions {
     /// One process with `workers` threads.
     pub fn local(workers: usize) -> Self {
-        Self { workers, cluster: None, profile: false }
+        Self { workers, cluster: None, profile: false, metrics: Arc::default() }
     }
 }
 
@@ -83,7 +85,10 @@ where
     F: FnMut(RecordBatch) -> Result<(), RunError>,
 {
     let start = Instant::now();
-    let shared = QueryShared::new(options.cluster.as_ref().map_or_else(Traffic::default, |c| c.traffic.clone()));
+    let shared = QueryShared {
+        metrics: options.metrics.clone(),
+        ..QueryShared::new(options.cluster.as_ref().map_or_else(Traffic::default, |c| c.traffic.clone()))
+    };
     let profile = options.profile;
     let (tx, rx) = mpsc::channel::<RecordBatch>();
     let sender = Arc::new(Mutex::new(Some(tx)));
@@ -221,6 +226,7 @@ pub(crate) fn install_query<R: Renderer>(
             nodes: plan_nodes(plan, worker.peers()),
         }
     });
+    let _span = tracing::debug_span!("install", dataflow = name, worker = index).entered();
     let installed = worker.dataflow_named::<u64, _, _>(name, |scope| {
         let ctx = RenderContext {
             scope,
@@ -267,6 +273,8 @@ pub(crate) fn install_query<R: Renderer>(
             .unary::<CapacityContainerBuilder<Vec<Batch>>, _, _, _>(Pipeline, "Sink", |_cap, _info| {
                 move |input, _output| {
                     input.for_each(|_cap, data| {
+                        let rows: usize = data.iter().map(Batch::num_rows).sum();
+                        let _span = tracing::debug_span!("sink", batches = data.len(), rows).entered();
                         for batch in data.drain(..) {
                             if let Some(send) = sink.as_mut()
                                 && !send(batch.data.as_ref().clone())
@@ -426,7 +434,10 @@ fn profile_part(b: &RecordBatch) -> Option<Vec<u8>> {
 }
 
 /// Sends this worker's report (and profile) once `stream` is complete.
-fn report_stream<'s>(stream: crate::compile::BatchStream<'s>, mut reporter: Reporter) -> crate::compile::BatchStream<'s> {
+fn report_stream<'s>(
+    stream: crate::compile::BatchStream<'s>,
+    mut reporter: Reporter,
+) -> crate::compile::BatchStream<'s> {
     stream.unary_frontier(Pipeline, "Report", move |cap, _info| {
         let mut cap = Some(cap);
         move |(input, frontier), output| {

@@ -11,6 +11,14 @@ pub struct Cli {
     /// Log more (-v: debug, -vv: trace); logs go to stderr.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// What to log to stderr: a level (error, warn, info, debug, trace) or directives such as
+    /// `info,starflow_dataflow=debug` (default: RUST_LOG, else warn).
+    #[arg(long, value_name = "LEVEL", global = true)]
+    pub log_level: Option<String>,
+    /// Write a Chrome trace (chrome://tracing, Perfetto) of every phase's spans to this file
+    /// (processes other than process 0 write FILE.<rank>.json).
+    #[arg(long, value_name = "FILE.json", global = true)]
+    pub trace_out: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -164,6 +172,9 @@ pub struct QueryArgs {
     /// Print rows read, row groups read and timings to stderr.
     #[arg(long)]
     pub stats: bool,
+    /// Write a performance report (one self-contained HTML file) of the query here.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
     #[command(flatten)]
     pub cluster: ClusterArgs,
     /// The statement: SELECT ... or EXPLAIN SELECT ...

@@ -6,9 +6,12 @@ mod cli;
 mod cluster;
 mod connection;
 mod output;
+mod progress;
 mod query;
 mod repl;
+mod report;
 mod serve;
+mod trace;
 mod wire;
 
 use std::process::ExitCode;
@@ -22,12 +25,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    let level = match cli.verbose {
-        0 => tracing::Level::WARN,
-        1 => tracing::Level::DEBUG,
-        _ => tracing::Level::TRACE,
+    let _trace = match trace::init(cli.log_level.as_deref(), cli.verbose, cli.trace_out.as_deref()) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
     };
-    tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         // The REPL printed the failing statement's error as it arrived.

@@ -8,7 +8,9 @@ use anyhow::{Context, Result, bail};
 use starflow_catalogs::ParquetCatalog;
 use starflow_catalogs::dp02::{Dp02Options, generate_dp02};
 use starflow_dataflow::plan::explain::explain;
-use starflow_dataflow::{CatalogSet, ExecOptions, PlanOptions, RunError, Shipped, connect, plan_sql, run_query};
+use starflow_dataflow::{
+    CatalogSet, ExecOptions, PlanOptions, QueryMetrics, RunError, Shipped, connect, plan_sql, run_query,
+};
 use starflow_operators::Operators;
 
 use crate::cli::{Format, GenCommand, QueryArgs};
@@ -64,10 +66,12 @@ fn run_in(args: &QueryArgs, topology: &crate::cluster::Topology) -> Result<()> {
         .max(1);
     let processes = topology.spec.as_ref().map_or(1, |s| s.processes);
     let leader = topology.process() == 0;
+    crate::trace::set_rank(topology.process());
     // Timely needs the same thread count in every process: part of what must agree.
     let fingerprint = crate::cluster::fingerprint(&format!("{:?}\n{}\n{workers}", args.catalogs, args.sql));
     let cluster = topology.options(std::time::Duration::from_secs(args.cluster.connect_timeout), fingerprint);
     let plan_here = || -> Result<(CatalogSet, starflow_dataflow::Planned)> {
+        let _span = tracing::info_span!("plan", statement = %args.sql).entered();
         let catalogs = open_catalogs(&args.catalogs)?;
         let planned = plan_sql(&args.sql, &catalogs, &PlanOptions::default())?;
         tracing::debug!(peak_rss_mib = peak_rss_mib(), "planned");
@@ -127,13 +131,27 @@ fn run_in(args: &QueryArgs, topology: &crate::cluster::Topology) -> Result<()> {
         Format::Csv
     });
     let mut output = if leader { Some(Output::open(format, args.out.as_deref(), plan.schema())?) } else { None };
-    let options = ExecOptions { workers, cluster: connected };
+    let metrics = Arc::new(QueryMetrics::default());
+    let options = ExecOptions { workers, cluster: connected, profile: args.report.is_some(), metrics: metrics.clone() };
+    let partitions = crate::progress::local_partitions(&plan, topology.process(), workers, workers * processes);
+    let ticker = leader.then(|| crate::progress::Ticker::start(metrics, partitions, processes));
+    let started = std::time::SystemTime::now();
+    let span = tracing::info_span!("query", processes, workers = workers * processes, rows_out = tracing::field::Empty);
+    let _entered = span.enter();
     let stats = run_query(&plan, Arc::new(catalogs), Operators, options, |batch| match output.as_mut() {
         Some(o) => o.write(&batch).map_err(|e| RunError::Worker(format!("writing the result: {e:#}"))),
         None => Ok(()),
     })?;
     if let Some(o) = output {
         o.finish()?;
+    }
+    drop(ticker);
+    span.record("rows_out", stats.rows_out);
+    drop(_entered);
+    if let Some(path) = args.report.as_deref().filter(|_| leader) {
+        let scans = crate::report::scans(&plan);
+        let input = crate::report::ReportInput::new(&args.sql, scans, workers * processes, &stats, started);
+        crate::report::write(path, &input)?;
     }
     if args.stats && leader {
         eprintln!(
@@ -221,6 +239,7 @@ pub fn demo(dir: &Path, workers: Option<usize>) -> Result<()> {
             format: Some(Format::Table),
             out: None,
             stats: true,
+            report: None,
             cluster: crate::cli::ClusterArgs::local(workers),
             sql: sql.to_string(),
         })?;

@@ -13,7 +13,10 @@ pub(crate) fn render_limit<'s>(ctx: &RenderContext<'s>, input: BatchStream<'s>, 
         let mut cap = Some(cap);
         let mut stash: Vec<Batch> = Vec::new();
         move |(input, frontier), output| {
-            input.for_each(|_cap, data| stash.append(data));
+            input.for_each(|_cap, data| {
+                let _span = starflow_dataflow::compile::exchanged("Limit", data);
+                stash.append(data)
+            });
             if frontier.is_empty()
                 && let Some(c) = cap.take()
             {

@@ -30,7 +30,8 @@ pub(crate) fn render_scan<'s>(ctx: &RenderContext<'s>, spec: &ScanSpec) -> Resul
     let stream = source::<u64, CapacityContainerBuilder<Vec<Batch>>, _, _>(scope, &name, move |cap, info| {
         let activator = scope.activator_for(info.address.clone());
         let mut cap = Some(cap);
-        let mut current: Option<(PartitionReader, u64, u64)> = None; // reader, partition index, batch number
+        // The reader, the partition's index, its batch number, and its span.
+        let mut current: Option<(PartitionReader, u64, u64, tracing::Span)> = None;
         let mut emitted = 0u64;
         let mut footer = None;
         move |output| {
@@ -41,18 +42,32 @@ pub(crate) fn render_scan<'s>(ctx: &RenderContext<'s>, spec: &ScanSpec) -> Resul
                 && let Some(p) = partitions.next()
             {
                 metrics.partitions_read.fetch_add(1, Ordering::Relaxed);
-                match PartitionReader::open(&catalog, &p, &spec.column_indices, spec.batch_rows, &mut footer) {
+                let span = tracing::debug_span!(
+                    "scan",
+                    catalog = %spec.catalog,
+                    file = %catalog.files[p.file].path.display(),
+                    row_groups = ?p.row_groups,
+                    worker = index,
+                    bytes = tracing::field::Empty,
+                    rows = p.rows,
+                );
+                let opened = span.in_scope(|| {
+                    PartitionReader::open(&catalog, &p, &spec.column_indices, spec.batch_rows, &mut footer)
+                });
+                match opened {
                     Ok(reader) => {
                         metrics.bytes_read.fetch_add(reader.bytes, Ordering::Relaxed);
-                        current = Some((reader, p.index as u64, 0))
+                        span.record("bytes", reader.bytes);
+                        current = Some((reader, p.index as u64, 0, span))
                     }
                     Err(e) => errors.record(e.into()),
                 }
             }
-            let Some((reader, partition, number)) = current.as_mut().filter(|_| !done) else {
+            let Some((reader, partition, number, span)) = current.as_mut().filter(|_| !done) else {
                 cap = None;
                 return;
             };
+            let _entered = span.enter();
             match reader.next_batch() {
                 Ok(Some(batch)) => {
                     metrics.rows_read.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
@@ -81,7 +96,10 @@ pub(crate) fn render_scan<'s>(ctx: &RenderContext<'s>, spec: &ScanSpec) -> Resul
                         }
                     }
                 }
-                Ok(None) => current = None,
+                Ok(None) => {
+                    drop(_entered);
+                    current = None
+                }
                 Err(e) => errors.record(e.into()),
             }
             activator.activate();

@@ -63,12 +63,15 @@ fn stage<'s, P>(
 where
     P: starflow_dataflow::timely::dataflow::channels::pact::ParallelizationContract<u64, Vec<Batch>>,
 {
-    let (spec, errors) = (spec.clone(), ctx.errors.clone());
+    let (spec, errors, label) = (spec.clone(), ctx.errors.clone(), name.to_string());
     input.unary_frontier(pact, name, move |cap, _info| {
         let mut cap = Some(cap);
         let mut stash: Vec<Batch> = Vec::new();
         move |(input, frontier), output| {
-            input.for_each(|_cap, data| stash.append(data));
+            input.for_each(|_cap, data| {
+                let _span = merge.then(|| starflow_dataflow::compile::exchanged(&label, data));
+                stash.append(data)
+            });
             if frontier.is_empty()
                 && let Some(c) = cap.take()
             {

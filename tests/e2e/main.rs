@@ -13,6 +13,7 @@ mod locations;
 mod processes;
 mod pruning;
 mod releases;
+mod report;
 mod scan;
 mod serve;
 mod server;

@@ -145,11 +145,20 @@ fn count<'s>(stream: BatchStream<'s>, metrics: Arc<QueryMetrics>, depth: usize) 
     })
 }
 
+/// A span over the handling of batches that arrived through an exchange (`into`: the
+/// receiving operator), for logs and traces.
+pub fn exchanged(into: &str, data: &[Batch]) -> tracing::span::EnteredSpan {
+    let rows: usize = data.iter().map(Batch::num_rows).sum();
+    tracing::debug_span!("exchange", into, batches = data.len(), rows).entered()
+}
+
 /// Sends every batch to worker 0 (an exchange; within a process no copy is made).
 pub fn gather<'s>(stream: BatchStream<'s>, name: &str) -> BatchStream<'s> {
-    stream.unary(Exchange::new(|_b: &Batch| 0u64), name, |_cap, _info| {
+    let name = name.to_string();
+    stream.unary(Exchange::new(|_b: &Batch| 0u64), &name.clone(), |_cap, _info| {
         move |input, output| {
             input.for_each(|cap, data| {
+                let _span = exchanged(&name, data);
                 output.session(&cap).give_container(data);
             });
         }

@@ -11,6 +11,7 @@ use rustyline::{Context, Helper};
 
 const KEYWORDS: &[&str] = &[
     "SELECT",
+    "REPORT",
     "FROM",
     "WHERE",
     "GROUP",

@@ -5,6 +5,7 @@
 
 mod client;
 mod editor;
+mod report;
 
 use std::io::{IsTerminal, Read, Write};
 use std::sync::Arc;
@@ -34,6 +35,7 @@ Statements end with ';' and may span lines.
   SELECT … FROM catalog …;          a query (EXPLAIN SELECT … shows its plan)
   SHOW CATALOGS;  DESCRIBE name;    what can be queried
   SHOW QUERIES;   SHOW WORKERS;     what the server is doing, its processes and memory
+  REPORT [id] [TO 'file.html'];     performance report of this session's last query (or query id)
   COPY (SELECT …) TO 'file.parquet';  write a whole result on the server (.parquet, .csv, .json)
   CREATE MATERIALIZED VIEW v AS SELECT …;  a query kept up to date as releases arrive
   SELECT … FROM v;  SUBSCRIBE v;  SHOW VIEWS;  DROP VIEW v;
@@ -52,6 +54,8 @@ struct Session {
     timing: bool,
     interrupted: Arc<AtomicBool>,
     progress: bool,
+    /// The last query this session ran (`REPORT` shows it).
+    last_query: Option<u64>,
 }
 
 /// Runs the REPL; an error means a statement failed (already printed) or the server could
@@ -75,6 +79,7 @@ pub fn run(args: &ReplArgs) -> Result<()> {
         timing: interactive,
         interrupted,
         progress: std::io::stderr().is_terminal(),
+        last_query: None,
     };
     if !args.commands.is_empty() {
         for sql in &args.commands {
@@ -112,6 +117,7 @@ pub fn ingest(args: &crate::cli::IngestArgs) -> Result<()> {
         timing: false,
         interrupted: Arc::new(AtomicBool::new(false)),
         progress: false,
+        last_query: None,
     };
     session.statement(&sql)
 }
@@ -226,7 +232,28 @@ impl Session {
 
     /// Runs one statement and prints its result; `Err(StatementFailed)` once its error is printed.
     fn statement(&mut self, sql: &str) -> Result<()> {
+        let Some(request) = report::parse(sql) else { return self.run(sql, None) };
+        let request = request.inspect_err(|e| eprintln!("error: {e}")).map_err(|_| StatementFailed)?;
+        // The session's last query unless one is named (the server's last if this session ran none).
+        let id = request.id.or(self.last_query);
+        let statement = id.map_or_else(|| "REPORT".to_string(), |id| format!("REPORT {id}"));
+        self.run(&statement, request.to.as_deref())?;
+        if let Some(path) = &request.to {
+            let size = std::fs::metadata(path).map_or(0, |m| m.len());
+            let which = id.map_or_else(|| "the server's last query".to_string(), |id| format!("query {id}"));
+            println!("report of {which} written to {} ({})", path.display(), crate::progress::bytes(size));
+        }
+        Ok(())
+    }
+
+    /// Runs one statement; its text (a report) goes to `text_to` if given.
+    fn run(&mut self, sql: &str, text_to: Option<&std::path::Path>) -> Result<()> {
         self.interrupted.store(false, Ordering::SeqCst);
+        let is_query = sql.split_whitespace().next().is_some_and(|w| {
+            ["SELECT", "COPY", "WITH"]
+                .iter()
+                .any(|k| w.eq_ignore_ascii_case(k) || w.to_ascii_uppercase().starts_with("COPY("))
+        });
         let started = Instant::now();
         let mut frames = self.client.statement(sql, self.max_rows())?;
         let mut printer = Printer::new(self.format, self.progress);
@@ -249,13 +276,22 @@ impl Session {
                 bail!("the server closed the connection before the statement finished");
             };
             match frame {
-                Frame::Query(id) => query_id = Some(id),
+                Frame::Query(id) => {
+                    query_id = Some(id);
+                    if is_query {
+                        self.last_query = Some(id);
+                    }
+                }
                 Frame::Schema(schema) => printer.schema(schema)?,
                 Frame::Rows(batch) => printer.rows(&batch)?,
                 Frame::Progress(p) => printer.progress(&p),
                 Frame::Text(text) => {
                     printer.clear_progress();
-                    println!("{}", text.trim_end());
+                    match text_to {
+                        Some(path) => std::fs::write(path, &text)
+                            .with_context(|| format!("cannot write the report to {}", path.display()))?,
+                        None => println!("{}", text.trim_end()),
+                    }
                 }
                 Frame::Error(message) => {
                     printer.clear_progress();
@@ -322,7 +358,7 @@ impl Printer {
     }
 
     fn progress(&mut self, p: &ProgressFrame) {
-        if !self.show_progress || p.seconds < 0.5 {
+        if !self.show_progress || p.seconds < crate::progress::QUIET {
             return;
         }
         if self.streaming {
@@ -330,17 +366,7 @@ impl Printer {
             self.progress_shown = true;
             return;
         }
-        let share = if p.processes > 1 { " (process 0's share)" } else { "" };
-        let mut line = format!("  {:.1} s · {} rows read · {}", p.seconds, count(p.rows_read), bytes(p.bytes_read));
-        if p.partitions_total > 0 {
-            let done = p.partitions_read.min(p.partitions_total);
-            let fraction = done as f64 / p.partitions_total as f64;
-            line += &format!(" · partitions {done}/{}{share} {:.0}%", p.partitions_total, 100.0 * fraction);
-            if fraction > 0.05 && fraction < 1.0 {
-                line += &format!(" · ETA {:.0} s", p.seconds * (1.0 - fraction) / fraction);
-            }
-        }
-        line += " · Ctrl-C cancels";
+        let line = crate::progress::line(p) + " · Ctrl-C cancels";
         eprint!("\r\x1b[K{line}");
         self.progress_shown = true;
     }
@@ -377,22 +403,5 @@ impl Printer {
             println!("({rows_out} row{})", plural(rows_out));
         }
         Ok(())
-    }
-}
-
-fn count(n: u64) -> String {
-    match n {
-        0..1_000 => n.to_string(),
-        1_000..1_000_000 => format!("{:.1} K", n as f64 / 1e3),
-        1_000_000..1_000_000_000 => format!("{:.1} M", n as f64 / 1e6),
-        _ => format!("{:.2} G", n as f64 / 1e9),
-    }
-}
-
-fn bytes(n: u64) -> String {
-    match n {
-        0..1_000_000 => format!("{:.0} kB", n as f64 / 1e3),
-        1_000_000..1_000_000_000 => format!("{:.1} MB", n as f64 / 1e6),
-        _ => format!("{:.2} GB", n as f64 / 1e9),
     }
 }

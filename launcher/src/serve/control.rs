@@ -3,9 +3,12 @@
 //! - `POST /statement?max_rows=N` (body: one statement) → a stream of frames ([`crate::wire`]).
 //! - `POST /cancel/{id}` → cancels a running query.
 //! - `GET /catalogs` → `{"name": ["column", …]}` (for tab completion).
+//! - `GET /status` → the status page (HTML): running queries, processes, views, reports.
+//! - `GET /report/{id}` → the performance report (HTML) of a recent query.
 //!
-//! Every request carries `Authorization: Bearer TOKEN`; others get 401. Each statement runs
-//! on its own thread, so the HTTP runtime never waits on planning or on the workers.
+//! Every request carries `Authorization: Bearer TOKEN`; others get 401. The two pages also
+//! take `?token=TOKEN`, so that a browser can open them. Each statement runs on its own
+//! thread, so the HTTP runtime never waits on planning or on the workers.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -38,6 +41,18 @@ fn authorised(req: &HttpRequest, state: &State) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .is_some_and(|t| same_token(t.trim(), &state.token))
+}
+
+/// The pages a browser opens: the header, or `?token=` in the address.
+fn page_authorised(req: &HttpRequest, state: &State) -> bool {
+    authorised(req, state)
+        || web::Query::<TokenParam>::from_query(req.query_string())
+            .is_ok_and(|q| same_token(q.token.trim(), &state.token))
+}
+
+#[derive(Deserialize)]
+struct TokenParam {
+    token: String,
 }
 
 fn refused(req: &HttpRequest) -> HttpResponse {
@@ -108,6 +123,39 @@ async fn catalogs(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
     HttpResponse::Ok().json(columns)
 }
 
+fn html(page: String) -> HttpResponse {
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").insert_header(("Cache-Control", "no-store")).body(page)
+}
+
+async fn status(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
+    if !page_authorised(&req, &state) {
+        return refused(&req);
+    }
+    let state = state.into_inner();
+    let token = state.token.clone();
+    // Measuring the workers runs a small query: off the HTTP runtime.
+    match web::block(move || super::status::page(&state, &token)).await {
+        Ok(Ok(page)) => html(page),
+        Ok(Err(e)) => HttpResponse::InternalServerError().body(format!("{e:#}")),
+        Err(e) => HttpResponse::ServiceUnavailable().body(e.to_string()),
+    }
+}
+
+async fn report(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
+    if !page_authorised(&req, &state) {
+        return refused(&req);
+    }
+    let Some(id) = req.match_info().get("id").and_then(|i| i.parse::<u64>().ok()) else {
+        return HttpResponse::BadRequest().body("the query id must be a number");
+    };
+    let state = state.into_inner();
+    match web::block(move || super::status::report(&state, id)).await {
+        Ok(Some(page)) => html(page),
+        Ok(None) => HttpResponse::NotFound().body(format!("no report of query {id} (the server keeps the last few)")),
+        Err(e) => HttpResponse::ServiceUnavailable().body(e.to_string()),
+    }
+}
+
 /// Serves `state` on `listener` from a thread of its own; returns the handle that stops it
 /// and the thread.
 pub fn start(
@@ -127,6 +175,8 @@ pub fn start(
                         .route("/statement", web::post().to(statement))
                         .route("/cancel/{id}", web::post().to(cancel))
                         .route("/catalogs", web::get().to(catalogs))
+                        .route("/status", web::get().to(status))
+                        .route("/report/{id}", web::get().to(report))
                 })
                 .workers(2)
                 .disable_signals()

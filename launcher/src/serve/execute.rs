@@ -20,7 +20,11 @@ use super::store::Store;
 use super::views;
 use crate::cli::Format;
 use crate::output::Output;
+use crate::report::ReportInput;
 use crate::wire::{DoneFrame, Frame, ProgressFrame};
+
+/// Reports kept for `REPORT` (the last queries' profiles).
+const REPORTS_KEPT: usize = 8;
 
 /// How often a running query reports progress (and notices a vanished client).
 const TICK: Duration = Duration::from_millis(250);
@@ -38,6 +42,8 @@ pub struct State {
     pub processes: usize,
     pub threads: usize,
     pub running: Mutex<BTreeMap<u64, Running>>,
+    /// The profiles of the last finished queries, oldest first (`REPORT`, the status page).
+    pub reports: Mutex<std::collections::VecDeque<(u64, ReportInput)>>,
     /// Set by `SHUTDOWN`; the main thread watches it.
     pub shutdown: AtomicBool,
     /// Ids of subscriptions (apart from the server's query ids).
@@ -176,6 +182,10 @@ fn run(
             table(frames, batch)
         }
         Statement::ShowQueries => table(frames, show_queries(state)?),
+        Statement::Report(id) => {
+            frames.send(&Frame::Text(report(state, id)?))?;
+            Ok(DoneFrame::default())
+        }
         Statement::ShowWorkers => query_plan(
             state,
             Plan::Workers,
@@ -346,18 +356,6 @@ fn copy(state: &State, sql: &str, text: &str, client: &str, frames: &Frames, pat
 }
 
 /// Partitions of the plan's scans that process 0's workers read (its share of the work).
-fn local_partitions(plan: &Plan, threads: usize, peers: usize) -> u64 {
-    match plan {
-        Plan::Scan(s) => s.partitions.iter().filter(|p| p.index % peers < threads).count() as u64,
-        Plan::Filter { input, .. }
-        | Plan::Project { input, .. }
-        | Plan::Aggregate { input, .. }
-        | Plan::Sort { input, .. }
-        | Plan::Limit { input, .. } => local_partitions(input, threads, peers),
-        Plan::Workers => 0,
-    }
-}
-
 fn query_plan(
     state: &State,
     plan: Plan,
@@ -368,8 +366,9 @@ fn query_plan(
     sink: &mut dyn Sink,
 ) -> Result<DoneFrame> {
     sink.schema(plan.schema(), frames)?;
-    let partitions_total = local_partitions(&plan, state.threads, state.threads * state.processes);
-    let started = Instant::now();
+    let partitions_total = crate::progress::local_partitions(&plan, 0, state.threads, state.threads * state.processes);
+    let scans = crate::report::scans(&plan);
+    let (started, started_at) = (Instant::now(), std::time::SystemTime::now());
     let handle = state.server.submit(plan, catalogs);
     let id = handle.id;
     let canceller = handle.canceller();
@@ -425,6 +424,14 @@ fn query_plan(
         return Err(e);
     }
     let stats = stats?;
+    if stats.profile.is_some() {
+        let input = ReportInput::new(text.trim(), scans, state.threads * state.processes, &stats, started_at);
+        let mut reports = state.reports.lock().expect("reports lock");
+        if reports.len() == REPORTS_KEPT {
+            reports.pop_front();
+        }
+        reports.push_back((id, input));
+    }
     Ok(DoneFrame {
         rows_out,
         rows_sent: sink.sent(),
@@ -432,6 +439,23 @@ fn query_plan(
         bytes_read: stats.bytes_read,
         seconds: stats.seconds,
     })
+}
+
+/// `REPORT [id]`: the HTML report of query `id`, or of the last finished query.
+fn report(state: &State, id: Option<u64>) -> Result<String> {
+    let reports = state.reports.lock().expect("reports lock");
+    let found = match id {
+        Some(id) => reports.iter().rev().find(|(i, _)| *i == id),
+        None => reports.back(),
+    };
+    match (found, id) {
+        (Some((_, input)), _) => Ok(crate::report::render(input)),
+        (None, None) => bail!("no query has finished on this server yet: REPORT shows the last one"),
+        (None, Some(id)) => {
+            let kept: Vec<String> = reports.iter().map(|(i, _)| i.to_string()).collect();
+            bail!("no report of query {id}: the server keeps the last {REPORTS_KEPT} (now: {})", kept.join(", "))
+        }
+    }
 }
 
 fn batch(columns: Vec<(&str, ArrayRef)>) -> Result<RecordBatch> {
@@ -478,7 +502,7 @@ fn describe(state: &State, name: &str) -> Result<(String, RecordBatch)> {
     Ok((notice, batch))
 }
 
-fn show_queries(state: &State) -> Result<RecordBatch> {
+pub(super) fn show_queries(state: &State) -> Result<RecordBatch> {
     let running = state.running.lock().expect("running lock");
     let queries: Vec<(&u64, &Running)> = running.iter().collect();
     batch(vec![
@@ -494,7 +518,7 @@ fn show_queries(state: &State) -> Result<RecordBatch> {
     ])
 }
 
-fn show_views(store: &Store) -> Result<RecordBatch> {
+pub(super) fn show_views(store: &Store) -> Result<RecordBatch> {
     let views: Vec<_> = store.views.values().collect();
     let kind = |v: &super::store::View| match v.plan.kind {
         starflow_dataflow::view::ViewKind::Rows => "rows",

@@ -9,6 +9,7 @@
 mod control;
 mod execute;
 pub mod statement;
+mod status;
 mod store;
 mod views;
 
@@ -136,6 +137,7 @@ fn serve(args: &ServeArgs, topology: &crate::cluster::Topology, stop: &AtomicBoo
         processes,
         threads,
         running: Default::default(),
+        reports: Default::default(),
         shutdown: AtomicBool::new(false),
         next_subscription: std::sync::atomic::AtomicU64::new(1 << 62),
     });

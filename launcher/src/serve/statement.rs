@@ -1,5 +1,5 @@
 //! The statements a server understands besides queries: `SHOW CATALOGS`, `DESCRIBE name`,
-//! `SHOW QUERIES`, `SHOW WORKERS`, `SHUTDOWN` and `COPY (query) TO 'file'`. Everything else
+//! `SHOW QUERIES`, `SHOW WORKERS`, `REPORT [id]`, `SHUTDOWN` and `COPY (query) TO 'file'`. Everything else
 //! (`SELECT …`, `EXPLAIN SELECT …`) goes to the SQL planner.
 
 use std::path::PathBuf;
@@ -13,6 +13,8 @@ pub enum Statement {
     Describe(String),
     ShowQueries,
     ShowWorkers,
+    /// `REPORT [query id]`: the performance report (HTML) of that query, or of the last one.
+    Report(Option<u64>),
     Shutdown,
     /// Run `query` and write its result, on the server, to `path` (format from the extension).
     Copy {
@@ -101,6 +103,7 @@ fn is(t: Option<&Token>, word: &str) -> bool {
     t.is_some_and(|t| !t.quoted && t.text.eq_ignore_ascii_case(word))
 }
 
+const REPORT_USAGE: &str = "use REPORT (the last query) or REPORT <query id> (as SHOW QUERIES lists it)";
 const CREATE_USAGE: &str = "use CREATE MATERIALIZED VIEW name AS SELECT …";
 const INGEST_USAGE: &str = "use INGEST RELEASE 'label' INTO catalog FROM 'path'";
 
@@ -157,6 +160,9 @@ pub fn classify(text: &str) -> Result<Statement, StatementError> {
         ["SHOW", "CATALOGS"] | ["SHOW", "TABLES"] => Statement::ShowCatalogs,
         ["SHOW", "QUERIES"] => Statement::ShowQueries,
         ["SHOW", "WORKERS"] => Statement::ShowWorkers,
+        ["REPORT"] => Statement::Report(None),
+        ["REPORT", id] => Statement::Report(Some(id.parse().map_err(|_| StatementError::Usage(REPORT_USAGE))?)),
+        ["REPORT", ..] => return Err(StatementError::Usage(REPORT_USAGE)),
         ["SHUTDOWN"] => Statement::Shutdown,
         ["SHOW", "VIEWS"] => Statement::ShowViews,
         ["SUBSCRIBE", _] | ["SUBSCRIBE", "TO", _] => {

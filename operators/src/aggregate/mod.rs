@@ -143,6 +143,7 @@ pub(crate) fn render_aggregate<'s>(
             let mut phase = Phase::try_new(&s2, false).ok();
             move |(input, frontier), output| {
                 input.for_each(|_cap, data| {
+                    let _span = starflow_dataflow::compile::exchanged("AggregateFinal", data);
                     for batch in data.drain(..) {
                         if let Some(p) = phase.as_mut()
                             && let Err(source) = p.merge(key_count, &batch.data)
