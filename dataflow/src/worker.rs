@@ -219,6 +219,9 @@ pub(crate) fn install_query<R: Renderer>(
     let profiling = profiler.map(|(profiler, start)| {
         profiler.logs.borrow_mut().watch(dataflow, start);
         Profiling {
+            start_unix_us: (std::time::SystemTime::now() - start.elapsed())
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as u64),
             profiler: profiler.clone(),
             dataflow,
             sampler: reporting.then(|| Sampler::start(start, shared.traffic.sent.clone())),
@@ -368,6 +371,7 @@ struct Profiling {
     sampler: Option<Sampler>,
     traffic_before: Vec<u64>,
     nodes: Vec<NodeProfile>,
+    start_unix_us: u64,
 }
 
 impl Reporter {
@@ -410,6 +414,7 @@ impl Reporter {
                 samples,
                 bytes_sent: bytes_to.iter().sum(),
                 bytes_to,
+                start_unix_us: p.start_unix_us,
             };
             out.push(part_batch(&Part::Process { profile, nodes }));
         }

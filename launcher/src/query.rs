@@ -134,13 +134,20 @@ fn run_in(args: &QueryArgs, topology: &crate::cluster::Topology) -> Result<()> {
     let metrics = Arc::new(QueryMetrics::default());
     let options = ExecOptions { workers, cluster: connected, profile: args.report.is_some(), metrics: metrics.clone() };
     let partitions = crate::progress::local_partitions(&plan, topology.process(), workers, workers * processes);
-    let ticker = leader.then(|| crate::progress::Ticker::start(metrics, partitions, processes));
+    let mut ticker = leader.then(|| crate::progress::Ticker::start(metrics, partitions, processes));
     let started = std::time::SystemTime::now();
     let span = tracing::info_span!("query", processes, workers = workers * processes, rows_out = tracing::field::Empty);
     let _entered = span.enter();
-    let stats = run_query(&plan, Arc::new(catalogs), Operators, options, |batch| match output.as_mut() {
-        Some(o) => o.write(&batch).map_err(|e| RunError::Worker(format!("writing the result: {e:#}"))),
-        None => Ok(()),
+    let to_stdout = args.out.is_none();
+    let stats = run_query(&plan, Arc::new(catalogs), Operators, options, |batch| {
+        if to_stdout {
+            // Rows on the terminal replace the progress line (which would garble them).
+            ticker = None;
+        }
+        match output.as_mut() {
+            Some(o) => o.write(&batch).map_err(|e| RunError::Worker(format!("writing the result: {e:#}"))),
+            None => Ok(()),
+        }
     })?;
     if let Some(o) = output {
         o.finish()?;

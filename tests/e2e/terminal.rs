@@ -1,7 +1,8 @@
 //! The interactive REPL in a real pseudo-terminal (tmux): the prompt, a statement typed over
 //! two lines, Tab completion of a catalog name, an error that does not end the session,
 //! history recall with the Up arrow, a progress line and Ctrl-C on a long query, `\timing`,
-//! `\q`, and the history file.
+//! `\q`, and the history file. And `starflow query`'s progress line on a terminal (none when
+//! stderr is a file).
 
 use std::path::Path;
 use std::process::Command;
@@ -16,8 +17,9 @@ struct Tmux {
 }
 
 impl Tmux {
-    fn start(command: &str) -> Self {
-        let socket = format!("starflow-test-{}", std::process::id());
+    /// `label` keeps the tmux servers of tests running at the same time apart.
+    fn start(label: &str, command: &str) -> Self {
+        let socket = format!("starflow-test-{label}-{}", std::process::id());
         let tmux = Self { socket };
         let status = tmux.cmd().args(["new-session", "-d", "-s", "repl", "-x", "160", "-y", "60", command]).status();
         assert!(status.expect("tmux is installed").success(), "tmux new-session failed");
@@ -79,7 +81,7 @@ fn the_interactive_repl_edits_completes_recalls_and_quits() {
         starflow_bin().display(),
         server.conn.display()
     );
-    let tmux = Tmux::start(&command);
+    let tmux = Tmux::start("repl", &command);
     tmux.wait_for("starflow>", 1);
     assert!(tmux.screen().contains("catalogs: big, dp02, nulls"), "{}", tmux.screen());
 
@@ -128,4 +130,27 @@ fn the_interactive_repl_edits_completes_recalls_and_quits() {
     let history = std::fs::read_to_string(Path::new(home).join(".starflow").join("history")).expect("history file");
     assert!(history.contains("FROM dp02 WHERE mag_i < 26;"), "{history}");
     assert!(history.contains("SELEC 1;"), "{history}");
+}
+
+#[test]
+fn a_long_query_shows_progress_on_a_terminal_only() {
+    let big = format!("big={}", big_catalog().display());
+    let sql = "SELECT objectId, COUNT(*) AS n FROM big GROUP BY objectId ORDER BY objectId LIMIT 3";
+    let scratch = starflow_e2e::Scratch::new("progress");
+    let err = scratch.join("stderr.txt");
+    let command = format!(
+        "{bin} query -w 1 --format csv --catalog {big} '{sql}'; echo \"[exited $?]\"; {bin} query -w 1 --catalog {big} '{sql}' > /dev/null 2> {err}; echo \"[second $?]\"; sleep 60",
+        bin = starflow_bin().display(),
+        err = err.display(),
+    );
+    let tmux = Tmux::start("query", &command);
+    tmux.wait_for("partitions ", 1);
+    let screen = tmux.screen();
+    assert!(screen.contains("rows read (") && screen.contains("/s)"), "rows and their rate:\n{screen}");
+    tmux.wait_for("[exited 0]", 1);
+    let screen = tmux.screen();
+    assert!(screen.contains("objectId,n"), "the result:\n{screen}");
+    assert!(!screen.contains("rows read"), "the progress line is cleared at the end:\n{screen}");
+    tmux.wait_for("[second 0]", 1);
+    assert_eq!(std::fs::read_to_string(&err).unwrap(), "", "no progress when stderr is a file");
 }

@@ -75,6 +75,9 @@ pub struct ProcessProfile {
     pub bytes_sent: u64,
     /// Of those, bytes sent to each process, by rank.
     pub bytes_to: Vec<u64>,
+    /// When this process's times start (its start of the query), µs since the Unix epoch;
+    /// merged profiles count every process's times from the earliest.
+    pub start_unix_us: u64,
 }
 
 /// What one worker did.
@@ -149,7 +152,25 @@ impl QueryProfile {
                 }
             }
         }
-        let processes = parts.into_iter().map(|(p, _)| p).collect();
+        // One time axis: each process's times shift by how much later than the first it started
+        // (exact on one machine, within the clocks' skew on several).
+        let first = parts.iter().map(|(p, _)| p.start_unix_us).min().unwrap_or(0);
+        let processes = parts
+            .into_iter()
+            .map(|(mut p, _)| {
+                let shift = p.start_unix_us - first;
+                for w in &mut p.workers {
+                    for span in &mut w.spans {
+                        span.1 += shift;
+                        span.2 += shift;
+                    }
+                }
+                for s in &mut p.samples {
+                    s.t_ms += shift as f64 / 1e3;
+                }
+                p
+            })
+            .collect();
         Self { processes, nodes }
     }
 }

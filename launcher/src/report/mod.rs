@@ -4,6 +4,7 @@
 //! (`<script type="application/json" id="starflow-report">`) for tools and tests.
 
 mod html;
+mod resources;
 mod svg;
 
 use std::path::Path;

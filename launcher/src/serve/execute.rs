@@ -146,6 +146,7 @@ impl Frames {
 /// on bad input: every failure becomes an `E` frame.
 pub fn execute(state: &State, text: &str, max_rows: u64, client: &str, frames: &Frames) {
     let started = Instant::now();
+    let _span = tracing::info_span!("statement", client, statement = text.trim()).entered();
     let result = classify(text).map_err(anyhow::Error::from).and_then(|statement| {
         tracing::info!(client, statement = text.trim(), "statement");
         run(state, statement, text, max_rows, client, frames)
