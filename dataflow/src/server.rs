@@ -57,6 +57,7 @@ enum Command {
         id: u64,
         plan: Plan,
         catalogs: Vec<ParquetCatalog>,
+        profile: bool,
     },
     Cancel {
         id: u64,
@@ -82,7 +83,7 @@ enum Command {
 /// Requests from clients to worker 0.
 #[allow(clippy::large_enum_variant)]
 enum Control {
-    Run { id: u64, plan: Plan, catalogs: Vec<ParquetCatalog>, events: mpsc::Sender<QueryEvent> },
+    Run { id: u64, plan: Plan, catalogs: Vec<ParquetCatalog>, profile: bool, events: mpsc::Sender<QueryEvent> },
     Cancel { id: u64 },
     Shutdown,
     CreateView { id: u64, name: String, kind: ViewKind, start: u64 },
@@ -260,8 +261,8 @@ impl Server {
                 if worker.index() % threads == 0 { receiver.lock().expect("control lock").take() } else { None };
             worker_waker.0.lock().expect("waker lock").push(std::thread::current());
             let mut sequencer: Sequencer<Command> = Sequencer::new(worker, epoch);
-            // Every query is profiled (for `REPORT`): its operators' schedules are logged.
-            let profiler = Profiler::install(worker);
+            // Queries submitted with `profile` log their operators' schedules (for `REPORT`).
+            let profiler = Profiler::new(worker);
             let mut clients: HashMap<u64, mpsc::Sender<QueryEvent>> = HashMap::new();
             let mut running: HashMap<u64, Running> = HashMap::new();
             let mut views: HashMap<u64, InstalledView> = HashMap::new();
@@ -278,9 +279,9 @@ impl Server {
                                 let _ = events.send(QueryEvent::Done(Err(RunError::ShuttingDown)));
                                 queries.lock().expect("queries lock").remove(&id);
                             }
-                            Control::Run { id, plan, catalogs, events } => {
+                            Control::Run { id, plan, catalogs, profile, events } => {
                                 clients.insert(id, events);
-                                sequencer.push(Command::Run { id, plan, catalogs });
+                                sequencer.push(Command::Run { id, plan, catalogs, profile });
                             }
                             Control::Cancel { id } => sequencer.push(Command::Cancel { id }),
                             Control::Shutdown => sequencer.push(Command::Shutdown),
@@ -306,7 +307,7 @@ impl Server {
                                 let _ = tx.send(QueryEvent::Done(Err(RunError::ShuttingDown)));
                             }
                         }
-                        Command::Run { id, plan, catalogs } => {
+                        Command::Run { id, plan, catalogs, profile } => {
                             let mut set = CatalogSet::new();
                             catalogs.into_iter().for_each(|c| set.insert(c));
                             let catalogs = Arc::new(set);
@@ -335,7 +336,7 @@ impl Server {
                             let dataflow = worker.next_dataflow_index();
                             let name = format!("Query {id}");
                             let started = Instant::now();
-                            let profiling = Some((&profiler, started));
+                            let profiling = profile.then_some((&profiler, started));
                             match install_query(
                                 worker, &name, &plan, &catalogs, &renderer, &shared, threads, sink, profiling,
                             ) {
@@ -431,13 +432,22 @@ impl Server {
 
     /// Submits a planned query over `catalogs` (on process 0); its events arrive on the handle.
     pub fn submit(&self, plan: Plan, catalogs: &CatalogSet) -> QueryHandle {
+        self.submit_with(plan, catalogs, false)
+    }
+
+    /// Like [`Server::submit`], and the query's `Done` stats carry its profile.
+    pub fn submit_profiled(&self, plan: Plan, catalogs: &CatalogSet) -> QueryHandle {
+        self.submit_with(plan, catalogs, true)
+    }
+
+    fn submit_with(&self, plan: Plan, catalogs: &CatalogSet, profile: bool) -> QueryHandle {
         let catalogs = plan.catalogs().iter().filter_map(|c| catalogs.get(c)).map(|c| c.as_ref().clone()).collect();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let shared = QueryShared::new(self.traffic.clone());
         let (metrics, waiting) = (shared.metrics.clone(), shared.waiting_bytes.clone());
         self.queries.lock().expect("queries lock").insert(id, shared);
         let (events, receiver) = mpsc::channel();
-        self.waker.send(&self.control, Control::Run { id, plan, catalogs, events });
+        self.waker.send(&self.control, Control::Run { id, plan, catalogs, profile, events });
         QueryHandle { id, events: receiver, control: self.control.clone(), metrics, waiting }
     }
 

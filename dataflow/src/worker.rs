@@ -99,7 +99,7 @@ where
     let guards = timely::execute::execute_from(builders, others, WorkerConfig::default(), move |worker| {
         let tx = if worker.index() == 0 { sender.lock().expect("sender lock").take() } else { None };
         let sink = tx.map(|tx| Box::new(move |batch| tx.send(batch).is_ok()) as Box<dyn FnMut(RecordBatch) -> bool>);
-        let profiler = profile.then(|| (Profiler::install(worker), start));
+        let profiler = profile.then(|| (Profiler::new(worker), start));
         let profiling = profiler.as_ref().map(|(p, start)| (p, *start));
         match install_query(worker, "Query", &plan, &catalogs, &renderer, &worker_shared, threads, sink, profiling) {
             Ok(probe) => {
@@ -219,6 +219,7 @@ pub(crate) fn install_query<R: Renderer>(
     let profiling = profiler.map(|(profiler, start)| {
         profiler.logs.borrow_mut().watch(dataflow, start);
         Profiling {
+            logger: profiler.attach(worker),
             start_unix_us: (std::time::SystemTime::now() - start.elapsed())
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_micros() as u64),
@@ -292,8 +293,11 @@ pub(crate) fn install_query<R: Renderer>(
             .probe_with(&probe);
         Ok(probe)
     });
-    if let (Err(_), Some((profiler, _))) = (&installed, profiler) {
-        profiler.logs.borrow_mut().take(dataflow, index);
+    if let Some((profiler, _)) = profiler {
+        profiler.detach(worker);
+        if installed.is_err() {
+            profiler.logs.borrow_mut().take(dataflow, index);
+        }
     }
     installed
 }
@@ -365,6 +369,8 @@ struct Reporter {
 /// A profiled query on one worker.
 struct Profiling {
     profiler: Profiler,
+    /// The dataflow's logger (flushed before its log is taken).
+    logger: Option<timely::logging::TimelyLogger>,
     /// The query's dataflow index.
     dataflow: usize,
     /// The process's CPU and memory (on its first worker).
@@ -392,7 +398,9 @@ impl Reporter {
             out.push(Batch::new(report.to_batch(), 0));
         }
         let Some(p) = self.profiling.take() else { return out };
-        p.profiler.flush();
+        if let Some(logger) = &p.logger {
+            logger.flush();
+        }
         let profile = p.profiler.logs.borrow_mut().take(p.dataflow, self.worker);
         out.push(part_batch(&Part::Worker { process: self.process, profile }));
         if let Some(sampler) = p.sampler {

@@ -140,44 +140,45 @@ impl DataflowLog {
     }
 }
 
-/// A worker's logs and a handle to flush timely's buffered events into them.
+/// A worker's logs of its profiled dataflows.
+///
+/// A profiled dataflow is built while a "timely" logger is registered, so its operators and
+/// channels log into [`Logs`]; the logger is unregistered right after, so other dataflows and
+/// the worker's own events (parking) are never logged.
 #[derive(Clone)]
 pub(crate) struct Profiler {
     /// The dataflows being profiled.
     pub logs: Rc<RefCell<Logs>>,
-    logger: Option<timely::logging::TimelyLogger>,
 }
 
 impl Profiler {
-    /// Starts logging this worker's timely events (once per worker, before the dataflows to
-    /// profile are built).
-    pub fn install(worker: &mut timely::worker::Worker) -> Self {
+    /// The profiler of this worker (its log clock is the worker's).
+    pub fn new(worker: &timely::worker::Worker) -> Self {
         let timer = worker.timer().unwrap_or_else(Instant::now);
-        let logs = Rc::new(RefCell::new(Logs {
-            watched: HashMap::new(),
-            operators: HashMap::new(),
-            channels: HashMap::new(),
-            timer,
-        }));
-        let sink = logs.clone();
-        if let Some(mut registry) = worker.log_register() {
-            registry.insert::<TimelyEventBuilder, _>("timely", move |_time, data| {
-                if let Some(events) = data {
-                    let mut logs = sink.borrow_mut();
-                    for (at, event) in events.drain(..) {
-                        logs.record(at, event);
-                    }
-                }
-            });
-        }
-        let logger = worker.logger_for::<TimelyEventBuilder>("timely").map(Into::into);
-        Self { logs, logger }
+        let logs = Logs { watched: HashMap::new(), operators: HashMap::new(), channels: HashMap::new(), timer };
+        Self { logs: Rc::new(RefCell::new(logs)) }
     }
 
-    /// Hands the events timely still buffers to the logs.
-    pub fn flush(&self) {
-        if let Some(l) = &self.logger {
-            l.flush();
+    /// Registers a logger for the dataflow about to be built; returns it (to flush).
+    pub fn attach(&self, worker: &mut timely::worker::Worker) -> Option<timely::logging::TimelyLogger> {
+        let sink = self.logs.clone();
+        let mut registry = worker.log_register()?;
+        registry.insert::<TimelyEventBuilder, _>("timely", move |_time, data| {
+            if let Some(events) = data {
+                let mut logs = sink.borrow_mut();
+                for (at, event) in events.drain(..) {
+                    logs.record(at, event);
+                }
+            }
+        });
+        drop(registry);
+        worker.logger_for::<TimelyEventBuilder>("timely").map(Into::into)
+    }
+
+    /// Unregisters the logger once the dataflow is built (it keeps its own handle).
+    pub fn detach(&self, worker: &mut timely::worker::Worker) {
+        if let Some(mut registry) = worker.log_register() {
+            registry.remove("timely");
         }
     }
 }

@@ -2,8 +2,8 @@
 //! timely's own logging of operator schedules and messages), rows and batches out of each
 //! plan node, and each process's CPU, memory and bytes sent over time.
 //!
-//! Profiling is asked for per query ([`crate::ExecOptions::profile`]; a server profiles every
-//! query); without it nothing is logged or sampled. Each worker sends its share to worker 0
+//! Profiling is asked for per query ([`crate::ExecOptions::profile`],
+//! [`crate::Server::submit_profiled`]); without it nothing is logged or sampled. Each worker sends its share to worker 0
 //! when the query's result is complete, beside the per-process report.
 
 mod log;

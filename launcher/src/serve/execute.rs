@@ -370,7 +370,7 @@ fn query_plan(
     let partitions_total = crate::progress::local_partitions(&plan, 0, state.threads, state.threads * state.processes);
     let scans = crate::report::scans(&plan);
     let (started, started_at) = (Instant::now(), std::time::SystemTime::now());
-    let handle = state.server.submit(plan, catalogs);
+    let handle = state.server.submit_profiled(plan, catalogs);
     let id = handle.id;
     let canceller = handle.canceller();
     let _listed = state.list(id, text, client, Arc::new(move || canceller.cancel()));
