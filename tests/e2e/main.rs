@@ -9,6 +9,7 @@ mod errors;
 mod formats;
 mod geometry;
 mod golden;
+mod healpix;
 mod locations;
 mod processes;
 mod pruning;

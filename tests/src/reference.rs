@@ -75,3 +75,38 @@ impl FloatAgg {
         self.values.iter().sum::<f64>() / self.values.len() as f64
     }
 }
+
+/// The nested HEALPix pixel of (ra, dec) in degrees by the HEALPix paper's construction
+/// (Górski et al. 2005, as in `healpix_base`'s loc2pix): an independent reference for
+/// cdshealpix.
+pub fn healpix_nested(order: u8, ra_deg: f64, dec_deg: f64) -> u64 {
+    let (theta, phi) = (std::f64::consts::FRAC_PI_2 - dec_deg.to_radians(), ra_deg.to_radians());
+    let nside = 1i64 << order;
+    let z = theta.cos();
+    let za = z.abs();
+    let tt = phi.rem_euclid(2.0 * std::f64::consts::PI) * 2.0 / std::f64::consts::PI; // in [0, 4)
+    let (face, ix, iy) = if za <= 2.0 / 3.0 {
+        let (t1, t2) = (nside as f64 * (0.5 + tt), nside as f64 * z * 0.75);
+        let (jp, jm) = ((t1 - t2) as i64, (t1 + t2) as i64);
+        let (ifp, ifm) = (jp >> order, jm >> order);
+        let face = if ifp == ifm {
+            ifp | 4
+        } else if ifp < ifm {
+            ifp
+        } else {
+            ifm + 8
+        };
+        (face, jm & (nside - 1), nside - (jp & (nside - 1)) - 1)
+    } else {
+        let ntt = (tt as i64).min(3);
+        let tp = tt - ntt as f64;
+        let tmp = nside as f64 * (3.0 * (1.0 - za)).sqrt();
+        let jp = ((tp * tmp) as i64).min(nside - 1);
+        let jm = (((1.0 - tp) * tmp) as i64).min(nside - 1);
+        if z >= 0.0 { (ntt, nside - jm - 1, nside - jp - 1) } else { (ntt + 8, jp, jm) }
+    };
+    // Bits of ix at even positions, of iy at odd ones.
+    let interleave =
+        (0..order).fold(0u64, |h, b| h | (((ix as u64 >> b) & 1) << (2 * b)) | (((iy as u64 >> b) & 1) << (2 * b + 1)));
+    face as u64 * (nside * nside) as u64 + interleave
+}

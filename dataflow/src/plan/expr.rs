@@ -141,6 +141,11 @@ pub enum Func {
     InBox,
     /// `DISTANCE(POINT(ra1, dec1), POINT(ra2, dec2))` in degrees
     Distance,
+    /// `HEALPIX(order, ra, dec)`: the nested-scheme HEALPix pixel of (ra, dec) at `order`
+    /// (0–29, a constant), as HATS numbers pixels
+    Healpix,
+    /// `HEALPIX_29(ra, dec)`: the order-29 pixel, HATS' `_healpix_29` spatial index
+    Healpix29,
 }
 
 impl Func {
@@ -157,14 +162,37 @@ impl Func {
             "DEGREES" => Self::Degrees,
             "SIN" => Self::Sin,
             "COS" => Self::Cos,
+            "HEALPIX" => Self::Healpix,
+            "HEALPIX_29" => Self::Healpix29,
             _ => return None,
         })
     }
 
     /// Names accepted by [`Func::from_name`] plus the geometry and aggregate functions.
     pub const NAMES: &'static [&'static str] = &[
-        "ABS", "SQRT", "LOG10", "POWER", "FLOOR", "ROUND", "RADIANS", "DEGREES", "SIN", "COS", "CONTAINS", "DISTANCE",
-        "POINT", "CIRCLE", "BOX", "COUNT", "SUM", "AVG", "MIN", "MAX", "STDDEV",
+        "ABS",
+        "SQRT",
+        "LOG10",
+        "POWER",
+        "FLOOR",
+        "ROUND",
+        "RADIANS",
+        "DEGREES",
+        "SIN",
+        "COS",
+        "HEALPIX",
+        "HEALPIX_29",
+        "CONTAINS",
+        "DISTANCE",
+        "POINT",
+        "CIRCLE",
+        "BOX",
+        "COUNT",
+        "SUM",
+        "AVG",
+        "MIN",
+        "MAX",
+        "STDDEV",
     ];
 
     /// Accepted argument counts.
@@ -175,7 +203,22 @@ impl Func {
             Self::InCircle => &[5],
             Self::InBox => &[6],
             Self::Distance => &[4],
+            Self::Healpix => &[3],
+            Self::Healpix29 => &[2],
             _ => &[1],
+        }
+    }
+}
+
+/// Deepest HEALPix order (nside 2^29), the order of HATS' `_healpix_29`.
+pub const HEALPIX_MAX_ORDER: u8 = 29;
+
+/// The order argument of `HEALPIX(order, ra, dec)`: an integer constant in 0–29.
+pub fn healpix_order(arg: &Expr) -> Result<u8, String> {
+    match arg {
+        Expr::Literal(Literal::Int(k)) if (0..=i64::from(HEALPIX_MAX_ORDER)).contains(k) => Ok(*k as u8),
+        other => {
+            Err(format!("HEALPIX(order, ra, dec) needs an integer order from 0 to {HEALPIX_MAX_ORDER}, got {other}"))
         }
     }
 }
@@ -326,6 +369,11 @@ impl Expr {
                 match func {
                     Func::InCircle | Func::InBox => DataType::Boolean,
                     Func::Abs if args[0].data_type(schema)?.is_integer() => DataType::Int64,
+                    Func::Healpix => {
+                        healpix_order(&args[0]).map_err(PlanError::Type)?;
+                        DataType::Int64
+                    }
+                    Func::Healpix29 => DataType::Int64,
                     _ => DataType::Float64,
                 }
             }
@@ -412,6 +460,7 @@ impl fmt::Display for Expr {
                     Func::Distance => {
                         write!(f, "DISTANCE(POINT({}, {}), POINT({}, {}))", a[0], a[1], a[2], a[3])
                     }
+                    Func::Healpix29 => write!(f, "HEALPIX_29({})", a.join(", ")),
                     other => write!(f, "{}({})", format!("{other:?}").to_uppercase(), a.join(", ")),
                 }
             }

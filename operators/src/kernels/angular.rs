@@ -11,8 +11,9 @@ pub enum Operand<'a> {
 }
 
 impl Operand<'_> {
+    /// The value for row `i`.
     #[inline]
-    fn at(&self, i: usize) -> f64 {
+    pub fn at(&self, i: usize) -> f64 {
         match self {
             Operand::Column(v) => v[i],
             Operand::Const(c) => *c,

@@ -350,6 +350,21 @@ fn call(func: Func, args: &[Expr], batch: &RecordBatch) -> Result<Val, ArrowErro
             let v = angular::separations(n, ops[0], ops[1], ops[2], ops[3]);
             wrap(Arc::new(Float64Array::new(v.into(), nulls)))
         }
+        Func::Healpix | Func::Healpix29 => {
+            let (order, ra, dec) = match func {
+                Func::Healpix => (
+                    starflow_dataflow::plan::expr::healpix_order(&args[0]).map_err(ArrowError::InvalidArgumentError)?,
+                    ops[1],
+                    ops[2],
+                ),
+                _ => (starflow_dataflow::plan::expr::HEALPIX_MAX_ORDER, ops[0], ops[1]),
+            };
+            let pixels = super::healpix::nested(order, n, ra, dec);
+            let valid = NullBuffer::from(pixels.iter().map(Option::is_some).collect::<Vec<_>>());
+            let values: Vec<i64> = pixels.into_iter().map(Option::unwrap_or_default).collect();
+            let nulls = NullBuffer::union(nulls.as_ref(), Some(&valid));
+            wrap(Arc::new(Int64Array::new(values.into(), nulls)))
+        }
         Func::InCircle | Func::InBox => {
             let v = if func == Func::InCircle {
                 angular::in_circle(n, ops[0], ops[1], ops[2], ops[3], ops[4])

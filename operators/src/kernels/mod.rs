@@ -1,4 +1,5 @@
-//! Pure array kernels, no timely: expression evaluation and spherical geometry.
+//! Pure array kernels, no timely: expression evaluation, spherical geometry and HEALPix.
 
 pub mod angular;
 pub mod eval;
+pub mod healpix;
