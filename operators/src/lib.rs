@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 mod aggregate;
+mod crossmatch;
 mod filter;
 pub mod kernels;
 mod limit;
@@ -24,18 +25,21 @@ impl Renderer for Operators {
         &self,
         ctx: &RenderContext<'s>,
         plan: &Plan,
-        input: Option<BatchStream<'s>>,
+        inputs: Vec<BatchStream<'s>>,
     ) -> Result<BatchStream<'s>, RunError> {
-        let need = |input: Option<BatchStream<'s>>| {
-            input.ok_or_else(|| RunError::Internal("operator rendered without its input".into()))
-        };
+        let mut inputs = inputs.into_iter();
+        let mut need = || inputs.next().ok_or_else(|| RunError::Internal("operator rendered without its input".into()));
         Ok(match plan {
             Plan::Scan(spec) => scan::render_scan(ctx, spec)?,
-            Plan::Filter { predicate, .. } => filter::render_filter(ctx, need(input)?, predicate),
-            Plan::Project { spec, .. } => project::render_project(ctx, need(input)?, spec),
-            Plan::Aggregate { spec, .. } => aggregate::render_aggregate(ctx, need(input)?, spec),
-            Plan::Sort { spec, .. } => sort::render_sort(ctx, need(input)?, spec),
-            Plan::Limit { n, .. } => limit::render_limit(ctx, need(input)?, *n),
+            Plan::Filter { predicate, .. } => filter::render_filter(ctx, need()?, predicate),
+            Plan::Project { spec, .. } => project::render_project(ctx, need()?, spec),
+            Plan::Aggregate { spec, .. } => aggregate::render_aggregate(ctx, need()?, spec),
+            Plan::Sort { spec, .. } => sort::render_sort(ctx, need()?, spec),
+            Plan::Limit { n, .. } => limit::render_limit(ctx, need()?, *n),
+            Plan::Crossmatch { spec, .. } => {
+                let (left, right) = (need()?, need()?);
+                crossmatch::render_crossmatch(ctx, left, right, spec)
+            }
             Plan::Workers => {
                 return Err(RunError::Internal("the Workers system table is rendered by the compiler".into()));
             }

@@ -67,7 +67,7 @@ pub struct QueryMetrics {
     pub rows_matched: AtomicU64,
     /// Compressed bytes of the column chunks scans read.
     pub bytes_read: AtomicU64,
-    /// Rows and batches out of each plan node, by depth (0: the root), when counted
+    /// Rows and batches out of each plan node, in pre-order (0: the root), when counted
     /// ([`RenderContext::count_nodes`]).
     pub nodes: Mutex<Vec<(u64, u64)>>,
 }
@@ -88,12 +88,12 @@ pub struct RenderContext<'s> {
 
 /// Renders plan nodes into timely operators. Implemented by `starflow-operators`.
 pub trait Renderer {
-    /// Renders `plan` (whose input, if any, is already rendered as `input`).
+    /// Renders `plan`, whose inputs ([`Plan::inputs`]) are already rendered, in order.
     fn render<'s>(
         &self,
         ctx: &RenderContext<'s>,
         plan: &Plan,
-        input: Option<BatchStream<'s>>,
+        inputs: Vec<BatchStream<'s>>,
     ) -> Result<BatchStream<'s>, RunError>;
 }
 
@@ -103,26 +103,24 @@ pub fn render_plan<'s, R: Renderer>(
     ctx: &RenderContext<'s>,
     plan: &Plan,
 ) -> Result<BatchStream<'s>, RunError> {
-    render_node(renderer, ctx, plan, 0)
+    render_node(renderer, ctx, plan, &mut 0)
 }
 
+/// Renders `plan` as node `*next` (pre-order numbering, as [`crate::profile`] lists nodes).
 fn render_node<'s, R: Renderer>(
     renderer: &R,
     ctx: &RenderContext<'s>,
     plan: &Plan,
-    depth: usize,
+    next: &mut usize,
 ) -> Result<BatchStream<'s>, RunError> {
-    let input = match plan {
-        Plan::Workers => return Ok(crate::system::render_workers(ctx)),
-        Plan::Scan(_) => None,
-        Plan::Filter { input, .. }
-        | Plan::Project { input, .. }
-        | Plan::Aggregate { input, .. }
-        | Plan::Sort { input, .. }
-        | Plan::Limit { input, .. } => Some(render_node(renderer, ctx, input, depth + 1)?),
-    };
-    let output = renderer.render(ctx, plan, input)?;
-    Ok(if ctx.count_nodes { count(output, ctx.metrics.clone(), depth) } else { output })
+    let id = *next;
+    *next += 1;
+    if let Plan::Workers = plan {
+        return Ok(crate::system::render_workers(ctx));
+    }
+    let inputs = plan.inputs().into_iter().map(|p| render_node(renderer, ctx, p, next)).collect::<Result<_, _>>()?;
+    let output = renderer.render(ctx, plan, inputs)?;
+    Ok(if ctx.count_nodes { count(output, ctx.metrics.clone(), id) } else { output })
 }
 
 /// Passes a node's output on, counting its rows and batches (profiled queries only).

@@ -157,6 +157,18 @@ fn node(plan: &Plan, depth: usize, workers: usize, out: &mut String) {
         Plan::Workers => {
             let _ = writeln!(out, "{pad}Workers: every worker measures its process (exchange → worker 0)");
         }
+        Plan::Crossmatch { left, right, spec } => {
+            let _ = writeln!(
+                out,
+                "{pad}Crossmatch: {} nearest within {}\" (exchange by HEALPix pixel at order {}; right rows also to the pixels their radius reaches){}",
+                spec.k,
+                spec.radius_arcsec,
+                spec.order,
+                if spec.self_match { "; a row is not its own match" } else { "" }
+            );
+            node(left, depth + 1, workers, out);
+            node(right, depth + 1, workers, out);
+        }
     }
 }
 

@@ -52,6 +52,41 @@ pub enum Plan {
     },
     /// One row per process: host, pid, threads, memory, CPU (`SHOW WORKERS`).
     Workers,
+    /// `XMATCH`: for each row of `left`, its `k` nearest rows of `right` within a radius.
+    Crossmatch {
+        /// The rows to match.
+        left: Box<Plan>,
+        /// The rows they are matched to.
+        right: Box<Plan>,
+        /// Radius, k, columns.
+        spec: CrossmatchSpec,
+    },
+}
+
+/// A crossmatch: rows meet on the worker of their HEALPix pixel at `order` (a right row also
+/// goes to the workers of every pixel its radius reaches), where each left row finds its
+/// nearest right rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrossmatchSpec {
+    /// Match radius, arcseconds.
+    pub radius_arcsec: f64,
+    /// Matches kept per left row (nearest first).
+    pub k: usize,
+    /// HEALPix order of the partitioning.
+    pub order: u8,
+    /// RA and Dec columns (degrees) of the left input, by index.
+    pub left_radec: (usize, usize),
+    /// RA and Dec columns of the right input.
+    pub right_radec: (usize, usize),
+    /// Left input columns in the output, in order.
+    pub left_out: Vec<usize>,
+    /// Right input columns in the output, in order (after the left ones).
+    pub right_out: Vec<usize>,
+    /// Both sides are the same catalog: a row is never its own match.
+    pub self_match: bool,
+    /// Output schema: the left columns, the right columns, `_dist_arcsec`.
+    #[serde(with = "starflow_catalogs::schema_serde")]
+    pub schema: SchemaRef,
 }
 
 /// What a scan reads.
@@ -219,10 +254,19 @@ impl Plan {
             Plan::Aggregate { spec, .. } => spec.schema.clone(),
             Plan::Filter { input, .. } | Plan::Sort { input, .. } | Plan::Limit { input, .. } => input.schema(),
             Plan::Workers => crate::system::workers_schema(),
+            Plan::Crossmatch { spec, .. } => spec.schema.clone(),
         }
     }
 
-    /// The node's input, if it has one.
+    /// The node's inputs (two for a crossmatch).
+    pub fn inputs(&self) -> Vec<&Plan> {
+        match self {
+            Plan::Crossmatch { left, right, .. } => vec![left, right],
+            other => other.input().into_iter().collect(),
+        }
+    }
+
+    /// The node's single input, if it has exactly one.
     pub fn input(&self) -> Option<&Plan> {
         match self {
             Plan::Filter { input, .. }
@@ -230,7 +274,7 @@ impl Plan {
             | Plan::Aggregate { input, .. }
             | Plan::Sort { input, .. }
             | Plan::Limit { input, .. } => Some(input),
-            Plan::Scan(_) | Plan::Workers => None,
+            Plan::Scan(_) | Plan::Workers | Plan::Crossmatch { .. } => None,
         }
     }
 
@@ -238,7 +282,7 @@ impl Plan {
     pub fn scans(&self) -> Vec<&ScanSpec> {
         match self {
             Plan::Scan(s) => vec![s],
-            other => other.input().map(Plan::scans).unwrap_or_default(),
+            other => other.inputs().into_iter().flat_map(Plan::scans).collect(),
         }
     }
 
@@ -252,7 +296,7 @@ impl Plan {
         match self {
             Plan::Sort { .. } | Plan::Limit { .. } | Plan::Workers => true,
             Plan::Project { input, .. } | Plan::Filter { input, .. } => input.is_gathered(),
-            Plan::Scan(_) | Plan::Aggregate { .. } => false,
+            Plan::Scan(_) | Plan::Aggregate { .. } | Plan::Crossmatch { .. } => false,
         }
     }
 }

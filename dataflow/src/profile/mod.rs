@@ -54,7 +54,8 @@ impl Part {
 pub struct QueryProfile {
     /// One entry per process, in rank order.
     pub processes: Vec<ProcessProfile>,
-    /// The plan's nodes, root first, with what came out of each (summed over workers).
+    /// The plan's nodes in pre-order (root first; a node's inputs follow it, one level
+    /// deeper), with what came out of each (summed over workers).
     pub nodes: Vec<NodeProfile>,
 }
 
@@ -175,17 +176,16 @@ impl QueryProfile {
     }
 }
 
-/// The nodes of `plan`, root first, with no counts yet.
+/// The nodes of `plan` in pre-order (root first, each node's inputs after it, deeper), with
+/// no counts yet.
 pub(crate) fn plan_nodes(plan: &crate::plan::Plan, workers: usize) -> Vec<NodeProfile> {
-    let mut nodes = Vec::new();
-    let mut next = Some(plan);
-    while let Some(node) = next {
-        nodes.push(NodeProfile {
-            label: crate::plan::explain::node_label(node, workers),
-            depth: nodes.len(),
-            ..Default::default()
-        });
-        next = node.input();
+    fn walk(plan: &crate::plan::Plan, depth: usize, workers: usize, out: &mut Vec<NodeProfile>) {
+        out.push(NodeProfile { label: crate::plan::explain::node_label(plan, workers), depth, ..Default::default() });
+        for input in plan.inputs() {
+            walk(input, depth + 1, workers, out);
+        }
     }
+    let mut nodes = Vec::new();
+    walk(plan, 0, workers, &mut nodes);
     nodes
 }

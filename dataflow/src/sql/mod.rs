@@ -5,6 +5,7 @@ mod bounds;
 mod convert;
 pub mod view;
 mod view_join;
+mod xmatch;
 
 use std::sync::Arc;
 
@@ -86,18 +87,26 @@ fn plan_query(query: &ast::Query, catalogs: &CatalogSet, options: &PlanOptions) 
     if !from.joins.is_empty() {
         return Err(PlanError::Unsupported("JOIN".into()));
     }
-    let ast::TableFactor::Table { name, alias, .. } = &from.relation else {
+    let ast::TableFactor::Table { name, alias, args, .. } = &from.relation else {
         return Err(PlanError::Unsupported("FROM must name a catalog".into()));
     };
-    let catalog_name = name.0.last().map(|p| p.to_string()).unwrap_or_default();
-    let catalog = catalogs.resolve(catalog_name.trim_matches('"'))?.clone();
-    let mut qualifiers = vec![catalog.name.clone()];
+    let relation = name.0.last().map(|p| p.to_string()).unwrap_or_default();
+    // A catalog, or a crossmatch of two (`XMATCH(a, b, radius)`).
+    let source =
+        match args {
+            Some(args) => Source::Xmatch(xmatch::parse(&relation, args, catalogs)?.ok_or_else(|| {
+                PlanError::Unsupported(format!("table function {relation} (the one there is: XMATCH)"))
+            })?),
+            None => Source::Catalog(catalogs.resolve(relation.trim_matches('"'))?.clone()),
+        };
+    let (schema, mut qualifiers, description) = match &source {
+        Source::Catalog(c) => (c.schema.clone(), vec![c.name.clone()], format!("catalog \"{}\"", c.name)),
+        Source::Xmatch(x) => (x.schema.clone(), vec![], "XMATCH".to_string()),
+    };
     if let Some(a) = alias {
         qualifiers.push(a.name.value.clone());
     }
-    let schema = catalog.schema.clone();
-    let mut scope =
-        Scope { schema: &schema, qualifiers, description: format!("catalog \"{}\"", catalog.name), aggs: None };
+    let mut scope = Scope { schema: &schema, qualifiers, description, aggs: None };
 
     let predicate = select.selection.as_ref().map(|w| scope.convert(w)).transpose()?;
     if let Some(p) = &predicate {
@@ -118,7 +127,7 @@ fn plan_query(query: &ast::Query, catalogs: &CatalogSet, options: &PlanOptions) 
                     .fields()
                     .iter()
                     .enumerate()
-                    .filter(|(i, _)| !catalog.is_file_column(*i))
+                    .filter(|(i, _)| !matches!(&source, Source::Catalog(c) if c.is_file_column(*i)))
                     .map(|(_, f)| (Expr::col(f.name()), f.name().clone())),
             ),
             SelectItem::UnnamedExpr(e) => {
@@ -222,6 +231,18 @@ fn plan_query(query: &ast::Query, catalogs: &CatalogSet, options: &PlanOptions) 
     if let Some(p) = &predicate {
         p.columns(&mut needed);
     }
+    let catalog = match source {
+        Source::Catalog(c) => c,
+        Source::Xmatch(x) => {
+            // Conditions apply to the matched pairs (none is pushed into the scans yet).
+            let matched = x.plan(&needed, options)?;
+            let plan = match predicate {
+                Some(predicate) => Plan::Filter { input: Box::new(matched), predicate },
+                None => matched,
+            };
+            return finish(plan, items, keys, aggs, having, sort_keys, limit, aggregate);
+        }
+    };
     let column_indices: Vec<usize> = needed.iter().map(|c| schema.index_of(c).expect("resolved")).collect();
     let scan_schema = Arc::new(Schema::new(
         column_indices[..output_columns].iter().map(|&i| schema.field(i).clone()).collect::<Vec<Field>>(),
@@ -230,7 +251,7 @@ fn plan_query(query: &ast::Query, catalogs: &CatalogSet, options: &PlanOptions) 
     let bounds = predicate.as_ref().map(|p| bounds::bounds_of(p, &schema)).unwrap_or_default();
     let (partitions, report) = catalog.partitions(&bounds, options.partition_rows)?;
     let scan_limit = if !aggregate && sort_keys.is_empty() { limit } else { None };
-    let mut plan = Plan::Scan(ScanSpec {
+    let plan = Plan::Scan(ScanSpec {
         catalog: catalog.name.clone(),
         columns: needed,
         column_indices,
@@ -249,7 +270,27 @@ fn plan_query(query: &ast::Query, catalogs: &CatalogSet, options: &PlanOptions) 
         },
         schema: scan_schema,
     });
+    finish(plan, items, keys, aggs, having, sort_keys, limit, aggregate)
+}
 
+/// What `FROM` reads.
+enum Source {
+    Catalog(Arc<starflow_catalogs::ParquetCatalog>),
+    Xmatch(xmatch::Xmatch),
+}
+
+/// The plan above the source: aggregate (and `HAVING`), sort or limit, projection.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    mut plan: Plan,
+    mut items: Vec<(Expr, String)>,
+    keys: Vec<Expr>,
+    aggs: Vec<crate::plan::AggCall>,
+    having: Option<Expr>,
+    mut sort_keys: Vec<SortKey>,
+    limit: Option<u64>,
+    aggregate: bool,
+) -> Result<Plan, PlanError> {
     if aggregate {
         let input_schema = plan.schema();
         let named_keys: Vec<(Expr, String)> =

@@ -5,6 +5,8 @@
 mod accumulators;
 mod groups;
 
+pub(crate) use groups::splitmix64;
+
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions};
