@@ -21,6 +21,7 @@ mod server;
 mod sort;
 mod terminal;
 mod workers;
+mod xmatch;
 
 /// Runs every case and panics once with all failures (so one bad case does not hide others).
 #[track_caller]

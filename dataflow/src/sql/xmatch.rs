@@ -85,15 +85,20 @@ pub(super) fn parse(
         other => Err(PlanError::Type(format!("{USAGE}: {other} is not a catalog name"))),
     };
     let number = |e: &ast::Expr, what: &str| -> Result<f64, PlanError> {
+        let (negative, e) = match e {
+            ast::Expr::UnaryOp { op: ast::UnaryOperator::Minus, expr } => (true, expr.as_ref()),
+            e => (false, e),
+        };
         let value = match e {
             ast::Expr::Value(v) => literal(&v.value)?,
             other => return Err(PlanError::Type(format!("{USAGE}: the {what} must be a number, got {other}"))),
         };
-        match value {
-            Literal::Int(i) => Ok(i as f64),
-            Literal::Float(x) => Ok(x),
-            other => Err(PlanError::Type(format!("{USAGE}: the {what} must be a number, got {other}"))),
-        }
+        let x = match value {
+            Literal::Int(i) => i as f64,
+            Literal::Float(x) => x,
+            other => return Err(PlanError::Type(format!("{USAGE}: the {what} must be a number, got {other}"))),
+        };
+        Ok(if negative { -x } else { x })
     };
     let (left, right) = (catalog(exprs[0])?, catalog(exprs[1])?);
     let radius_arcsec = number(exprs[2], "radius")?;
