@@ -105,7 +105,7 @@ fn catalogs() -> Arc<CatalogSet> {
 }
 
 /// The pairs of `sql` (left id, right id) → distance, on `workers` threads.
-fn pairs(sql: &str, workers: usize) -> BTreeMap<(i64, i64), f64> {
+fn pairs(sql: &str, workers: usize) -> Pairs {
     let catalogs = catalogs();
     let planned = plan_sql(sql, &catalogs, &PlanOptions { batch_rows: 1000, partition_rows: 2000 }).unwrap();
     let mut batches = Vec::new();
@@ -117,7 +117,7 @@ fn pairs(sql: &str, workers: usize) -> BTreeMap<(i64, i64), f64> {
     to_pairs(rows_of(&batches))
 }
 
-fn to_pairs(rows: Vec<Vec<Value>>) -> BTreeMap<(i64, i64), f64> {
+fn to_pairs(rows: Vec<Vec<Value>>) -> Pairs {
     let mut out = BTreeMap::new();
     for r in rows {
         let (Value::Int(l), Value::Int(rr), Value::Float(d)) = (&r[0], &r[1], &r[2]) else { panic!("{r:?}") };
@@ -125,6 +125,9 @@ fn to_pairs(rows: Vec<Vec<Value>>) -> BTreeMap<(i64, i64), f64> {
     }
     out
 }
+
+/// Pairs (left id, right id) → distance in arcseconds.
+type Pairs = BTreeMap<(i64, i64), f64>;
 
 /// Brute force: each left row's `k` nearest right rows within the radius (a row never
 /// matches itself when `same`). Pairs within 1e-9″ of the radius, or tied at the k-th place,
@@ -134,7 +137,7 @@ fn reference(
     right: &[(i64, f64, f64, f32)],
     k: usize,
     same: bool,
-) -> (BTreeMap<(i64, i64), f64>, Vec<(i64, i64)>) {
+) -> (Pairs, Vec<(i64, i64)>) {
     let (mut sure, mut unsure) = (BTreeMap::new(), Vec::new());
     for l in left {
         let mut near: Vec<(f64, i64)> = right
@@ -157,7 +160,7 @@ fn reference(
 }
 
 #[track_caller]
-fn assert_pairs(got: &BTreeMap<(i64, i64), f64>, want: &(BTreeMap<(i64, i64), f64>, Vec<(i64, i64)>), what: &str) {
+fn assert_pairs(got: &Pairs, want: &(Pairs, Vec<(i64, i64)>), what: &str) {
     let (sure, unsure) = want;
     let missing: Vec<_> = sure.keys().filter(|p| !got.contains_key(p)).take(5).collect();
     let extra: Vec<_> = got.keys().filter(|p| !sure.contains_key(p) && !unsure.contains(p)).take(5).collect();
