@@ -148,10 +148,15 @@ fn split(spec: &CrossmatchSpec, side: Side, peers: usize, batch: &Batch) -> Resu
         } else if side == Side::Left {
             to.push(worker_of(layer.hash(lon, lat), peers));
         } else {
-            for pixel in cdshealpix::nested::cone_coverage_approx_flat(spec.order, lon, lat, radius) {
-                let w = worker_of(pixel, peers);
-                if !to.contains(&w) {
-                    to.push(w);
+            let own = layer.hash(lon, lat);
+            if inside_own_pixel(layer, own, a, d, spec.radius_arcsec / 3600.0) {
+                to.push(worker_of(own, peers));
+            } else {
+                for pixel in cdshealpix::nested::cone_coverage_approx_flat(spec.order, lon, lat, radius) {
+                    let w = worker_of(pixel, peers);
+                    if !to.contains(&w) {
+                        to.push(w);
+                    }
                 }
             }
         }
@@ -176,6 +181,23 @@ fn split(spec: &CrossmatchSpec, side: Side, peers: usize, batch: &Batch) -> Resu
         out.push(Batch::new(part, batch.seq).routed(w as u64));
     }
     Ok(out)
+}
+
+/// True when the circle of `radius` degrees around (ra, dec) lies inside the pixel `own`
+/// (a sufficient test; otherwise the exact cone coverage decides). HEALPix cells are convex and
+/// their edges nearly straight at the radius' scale: if an edge came within the radius, one of
+/// 4 points on a circle of radius √2·r, 90° apart, would lie beyond it, in another pixel (10 %
+/// more for the edges' curvature and the flat offsets). Near the poles, where flat offsets
+/// fail, it says no.
+fn inside_own_pixel(layer: &cdshealpix::nested::Layer, own: u64, ra: f64, dec: f64, radius: f64) -> bool {
+    let reach = 1.1 * std::f64::consts::SQRT_2 * radius;
+    if dec.abs() + reach > 85.0 || reach > 0.5 {
+        return false;
+    }
+    let across = reach / dec.to_radians().cos();
+    [(across, 0.0), (-across, 0.0), (0.0, reach), (0.0, -reach)]
+        .iter()
+        .all(|(da, dd)| layer.hash((ra + da).rem_euclid(360.0).to_radians(), (dec + dd).to_radians()) == own)
 }
 
 /// The batch, with its rows' identity appended in a self-match.
@@ -288,4 +310,51 @@ fn matches(
 /// Nearer, or as near and earlier on the right side (a deterministic order for ties).
 fn closer(a: &(f64, u32, u32), b: &(f64, u32, u32)) -> bool {
     (a.0, a.1, a.2) < (b.0, b.1, b.2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The point at `distance` degrees from (ra, dec) towards `bearing` (radians from north).
+    fn destination(ra: f64, dec: f64, distance: f64, bearing: f64) -> (f64, f64) {
+        let (d, delta, theta) = (distance.to_radians(), dec.to_radians(), bearing);
+        let lat = (delta.sin() * d.cos() + delta.cos() * d.sin() * theta.cos()).asin();
+        let lon = ra.to_radians() + (theta.sin() * d.sin() * delta.cos()).atan2(d.cos() - delta.sin() * lat.sin());
+        (lon.to_degrees().rem_euclid(360.0), lat.to_degrees())
+    }
+
+    /// Whenever the quick test says a circle is inside its pixel, 256 points on the circle
+    /// (exact spherical offsets) are all in that pixel; and it says so for most circles.
+    #[test]
+    fn the_quick_inside_test_never_claims_a_circle_that_crosses_an_edge() {
+        let mut x = 11u64;
+        let mut next = || {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (x >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let (mut claimed, mut tried) = (0, 0);
+        for _ in 0..20_000 {
+            let order = 3 + (next() * 8.0) as u8;
+            let radius = (0.5 + next() * 60.0) / 3600.0;
+            let (ra, dec) = (next() * 360.0, (2.0 * next() - 1.0).asin().to_degrees());
+            let layer = cdshealpix::nested::get(order);
+            let own = layer.hash(ra.to_radians(), dec.to_radians());
+            tried += 1;
+            if !inside_own_pixel(layer, own, ra, dec, radius) {
+                continue;
+            }
+            claimed += 1;
+            for i in 0..256 {
+                let (a, d) = destination(ra, dec, radius, i as f64 * std::f64::consts::TAU / 256.0);
+                assert_eq!(
+                    layer.hash(a.to_radians(), d.to_radians()),
+                    own,
+                    "order {order}, r = {}\", ({ra}, {dec}): the circle leaves its pixel",
+                    radius * 3600.0
+                );
+            }
+        }
+        assert!(claimed > tried * 3 / 4, "the quick test decides most circles ({claimed} of {tried})");
+    }
 }

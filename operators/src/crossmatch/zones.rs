@@ -1,5 +1,5 @@
-//! The right rows a worker received, indexed for radius searches: zones (bands of Dec as high
-//! as the radius), rows sorted by (zone, RA) within them. A search looks at the zones the
+//! The right rows a worker received, indexed for radius searches: zones (bands of Dec a few
+//! radii high), rows sorted by (zone, RA) within them. A search looks at the zones the
 //! radius spans and, in each, at the RA window that can hold a match (the zones algorithm of
 //! Gray, Nieto-Santisteban and Szalay, 2006).
 
@@ -20,18 +20,32 @@ pub struct Zones {
     radius: f64,
     height: f64,
     entries: Vec<Entry>,
+    /// Where each zone's entries are.
+    ranges: std::collections::HashMap<i64, (usize, usize)>,
 }
+
+/// Zone height in radii: a search mostly reads one zone, whose RA window still holds few
+/// rows at survey densities.
+const ZONE_RADII: f64 = 8.0;
 
 impl Zones {
     /// Indexes `(ra, dec, batch, row)` for searches within `radius` degrees.
     pub fn new(radius: f64, rows: impl Iterator<Item = (f64, f64, u32, u32)>) -> Self {
-        // Zones no lower than the radius; a tiny radius still gets zones of a sane height.
-        let height = radius.max(1e-6);
+        // A tiny radius still gets zones of a sane height.
+        let height = (radius * ZONE_RADII).max(1e-6);
         let mut entries: Vec<Entry> = rows
             .map(|(ra, dec, batch, row)| Entry { zone: zone(dec, height), ra: ra.rem_euclid(360.0), dec, batch, row })
             .collect();
         entries.sort_by(|a, b| a.zone.cmp(&b.zone).then(a.ra.total_cmp(&b.ra)));
-        Self { radius, height, entries }
+        let mut ranges = std::collections::HashMap::new();
+        let mut start = 0;
+        for (i, e) in entries.iter().enumerate() {
+            if entries.get(i + 1).is_none_or(|n| n.zone != e.zone) {
+                ranges.insert(e.zone, (start, i + 1));
+                start = i + 1;
+            }
+        }
+        Self { radius, height, entries, ranges }
     }
 
     /// Rows indexed.
@@ -47,8 +61,7 @@ impl Zones {
         let ra = ra.rem_euclid(360.0);
         let half_width = ra_half_width(dec, r);
         for z in zone(dec - r, self.height)..=zone(dec + r, self.height) {
-            let lo = self.entries.partition_point(|e| e.zone < z);
-            let hi = lo + self.entries[lo..].partition_point(|e| e.zone == z);
+            let Some(&(lo, hi)) = self.ranges.get(&z) else { continue };
             let zone = &self.entries[lo..hi];
             let mut scan = |from: f64, to: f64| {
                 let start = zone.partition_point(|e| e.ra < from);
