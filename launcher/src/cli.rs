@@ -50,11 +50,50 @@ pub enum Command {
     Ingest(IngestArgs),
     /// Time starflow's benchmark queries, each as the first query of a fresh process.
     Bench(crate::bench::BenchArgs),
+    /// Plots of catalogs.
+    Plot {
+        #[command(subcommand)]
+        what: PlotCommand,
+    },
     /// SLURM helpers.
     Slurm {
         #[command(subcommand)]
         what: SlurmCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlotCommand {
+    /// A sky density map (PNG) of a catalog, and its counts as Parquet.
+    Density(DensityArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DensityArgs {
+    /// The catalog: NAME=PATH (a Parquet file, a folder or a glob).
+    #[arg(long, value_name = "NAME=PATH")]
+    pub catalog: String,
+    /// Only rows where this SQL condition holds (e.g. "mag_i < 24").
+    #[arg(long = "where", value_name = "SQL")]
+    pub r#where: Option<String>,
+    /// The PNG to write.
+    #[arg(long, value_name = "FILE.png")]
+    pub out: PathBuf,
+    /// Bins across and down, e.g. 1024x1024 (default: 1024 across, down as the sky's shape).
+    #[arg(long, value_name = "WxH", conflicts_with = "healpix_order")]
+    pub bins: Option<String>,
+    /// Count per HEALPix pixel of this order instead of per RA/Dec bin.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u8).range(0..=29))]
+    pub healpix_order: Option<u8>,
+    /// Colour by log10(count).
+    #[arg(long)]
+    pub log: bool,
+    /// Also write the counts (per bin or per pixel) to this Parquet file.
+    #[arg(long, value_name = "FILE.parquet")]
+    pub counts: Option<PathBuf>,
+    /// Worker threads (default: all cores).
+    #[arg(long, short = 'w')]
+    pub workers: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]

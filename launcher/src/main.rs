@@ -6,6 +6,7 @@ mod cli;
 mod cluster;
 mod connection;
 mod output;
+mod plot;
 mod progress;
 mod query;
 mod repl;
@@ -52,6 +53,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Repl(args) => repl::run(&args),
         cli::Command::Ingest(args) => repl::ingest(&args),
         cli::Command::Bench(args) => bench::run(&args),
+        cli::Command::Plot { what: cli::PlotCommand::Density(args) } => plot::density(&args),
         cli::Command::Slurm { what: cli::SlurmCommand::Script(a) } => {
             let options = bootstrap::script::ScriptOptions {
                 nodes: a.nodes,

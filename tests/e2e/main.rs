@@ -5,6 +5,7 @@
 //! with the plain `parquet` reader (`starflow_e2e::load`). Fixtures live in `tests/src/`.
 
 mod aggregate;
+mod density;
 mod errors;
 mod formats;
 mod geometry;

@@ -4,7 +4,6 @@
 //! headless Chromium.
 
 use std::io::Read;
-use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value as Json;
@@ -163,25 +162,13 @@ fn screenshot_is_not_blank(html: &str) {
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "chromium failed:\n{log}");
     assert!(!log.contains("Uncaught"), "the page raised a script error:\n{log}");
-    let (width, height, pixels) = decode_png(&png);
+    let (width, height, pixels) = starflow_e2e::image::decode_png(&png);
     assert_eq!((width, height), (1400, 2000));
     let background = pixels[0];
     let drawn = pixels.iter().filter(|p| **p != background).count();
     let colours: std::collections::HashSet<[u8; 3]> = pixels.iter().copied().collect();
     assert!(drawn > pixels.len() / 50, "only {drawn} of {} pixels drawn", pixels.len());
     assert!(colours.len() > 50, "only {} colours: the charts and text are missing", colours.len());
-}
-
-/// RGB pixels of a PNG.
-fn decode_png(path: &Path) -> (u32, u32, Vec<[u8; 3]>) {
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).expect("the screenshot")));
-    let mut reader = decoder.read_info().expect("a PNG");
-    let mut buf = vec![0; reader.output_buffer_size().expect("image size")];
-    let info = reader.next_frame(&mut buf).expect("a PNG frame");
-    let channels = info.color_type.samples();
-    assert!(channels >= 3, "an RGB screenshot ({:?})", info.color_type);
-    let pixels = buf[..info.buffer_size()].chunks(channels).map(|c| [c[0], c[1], c[2]]).collect();
-    (info.width, info.height, pixels)
 }
 
 #[test]

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod engine;
 pub mod fixture;
 pub mod golden;
+pub mod image;
 pub mod load;
 pub mod reference;
 pub mod serve;

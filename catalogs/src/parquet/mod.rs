@@ -86,6 +86,16 @@ pub struct PruneReport {
     pub rows_kept: u64,
 }
 
+/// RA/Dec column names looked for, in this order (case-insensitive).
+pub const SKY_COLUMNS: &[(&str, &str)] = &[
+    ("ra", "dec"),
+    ("coord_ra", "coord_dec"),
+    ("ra_deg", "dec_deg"),
+    ("raj2000", "dej2000"),
+    ("ra_icrs", "dec_icrs"),
+    ("alpha", "delta"),
+];
+
 impl ParquetCatalog {
     /// Opens the catalog at `location`: a Parquet file, a folder (every `*.parquet` below it,
     /// skipping names starting with `_` or `.`), or a glob pattern.
@@ -126,6 +136,14 @@ impl ParquetCatalog {
         self.schema = Arc::new(Schema::new_with_metadata(fields, self.schema.metadata().clone()));
         self.file_column = true;
         Ok(self)
+    }
+
+    /// The RA and Dec columns (degrees), found by their usual names ([`SKY_COLUMNS`]).
+    pub fn sky_columns(&self) -> Option<(String, String)> {
+        let find = |name: &str| {
+            self.schema.fields().iter().find(|f| f.name().eq_ignore_ascii_case(name)).map(|f| f.name().clone())
+        };
+        SKY_COLUMNS.iter().find_map(|(ra, dec)| Some((find(ra)?, find(dec)?)))
     }
 
     /// Whether catalog column `c` is the virtual [`FILE_COLUMN`].

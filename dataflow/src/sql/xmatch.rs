@@ -17,16 +17,6 @@ use crate::registry::CatalogSet;
 /// The distance column.
 pub const DIST: &str = "_dist_arcsec";
 
-/// RA/Dec column names looked for, in this order (case-insensitive).
-const SKY_COLUMNS: &[(&str, &str)] = &[
-    ("ra", "dec"),
-    ("coord_ra", "coord_dec"),
-    ("ra_deg", "dec_deg"),
-    ("raj2000", "dej2000"),
-    ("ra_icrs", "dec_icrs"),
-    ("alpha", "delta"),
-];
-
 /// Largest radius (arcseconds) a crossmatch takes: beyond it, it is a cone-search job.
 const MAX_RADIUS_ARCSEC: f64 = 3600.0;
 
@@ -44,17 +34,10 @@ pub(super) struct Xmatch {
 }
 
 /// The RA and Dec columns of a catalog.
-fn sky_columns(catalog: &ParquetCatalog) -> Result<(String, String), PlanError> {
-    let schema = &catalog.schema;
-    let find =
-        |name: &str| schema.fields().iter().find(|f| f.name().eq_ignore_ascii_case(name)).map(|f| f.name().clone());
-    SKY_COLUMNS.iter().find_map(|(ra, dec)| Some((find(ra)?, find(dec)?))).ok_or_else(|| {
-        let tried: Vec<String> = SKY_COLUMNS.iter().map(|(r, d)| format!("{r}/{d}")).collect();
-        PlanError::Type(format!(
-            "catalog \"{}\" has no RA/Dec columns for XMATCH (looked for {})",
-            catalog.name,
-            tried.join(", ")
-        ))
+pub(crate) fn sky_columns(catalog: &ParquetCatalog) -> Result<(String, String), PlanError> {
+    catalog.sky_columns().ok_or_else(|| {
+        let tried: Vec<String> = starflow_catalogs::SKY_COLUMNS.iter().map(|(r, d)| format!("{r}/{d}")).collect();
+        PlanError::Type(format!("catalog \"{}\" has no RA/Dec columns (looked for {})", catalog.name, tried.join(", ")))
     })
 }
 
