@@ -50,6 +50,9 @@ pub enum Command {
     Ingest(IngestArgs),
     /// Time starflow's benchmark queries, each as the first query of a fresh process.
     Bench(crate::bench::BenchArgs),
+    /// Pairs of rows closer than a radius (a self-crossmatch): pairs.parquet, their sky
+    /// distribution (pairs.png) and a summary.
+    Duplicates(crate::duplicates::DuplicatesArgs),
     /// Plots of catalogs.
     Plot {
         #[command(subcommand)]

@@ -5,6 +5,7 @@ mod bootstrap;
 mod cli;
 mod cluster;
 mod connection;
+mod duplicates;
 mod output;
 mod plot;
 mod progress;
@@ -54,6 +55,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Ingest(args) => repl::ingest(&args),
         cli::Command::Bench(args) => bench::run(&args),
         cli::Command::Plot { what: cli::PlotCommand::Density(args) } => plot::density(&args),
+        cli::Command::Duplicates(args) => duplicates::run(&args),
         cli::Command::Slurm { what: cli::SlurmCommand::Script(a) } => {
             let options = bootstrap::script::ScriptOptions {
                 nodes: a.nodes,

@@ -305,3 +305,45 @@ fn bad_crossmatches_are_refused_by_name() {
         out.clean_error(&[needle]);
     }
 }
+
+#[test]
+fn duplicates_lists_every_close_pair_once_with_its_sky_map() {
+    let s = sky();
+    let scratch = Scratch::new("duplicates");
+    let out_dir = scratch.join("dups");
+    let out = starflow(&[
+        "duplicates",
+        "--catalog",
+        &format!("a={}", s.a),
+        "--radius",
+        "2",
+        "--workers",
+        "3",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let stdout = out.ok().to_string();
+    // Brute force: each pair (i < j) within the radius.
+    let (all, unsure) = reference(&s.left, &s.left, usize::MAX, true);
+    let want: Pairs = all.into_iter().filter(|((l, r), _)| l < r).collect();
+    let file = std::fs::File::open(out_dir.join("pairs.parquet")).unwrap();
+    let batches: Vec<RecordBatch> = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let names: Vec<String> = batches[0].schema().fields().iter().map(|f| f.name().clone()).collect();
+    assert_eq!(names, ["id_1", "id_2", "ra", "dec", "ra_2", "dec_2", "sep_arcsec"]);
+    let rows = rows_of(&batches);
+    let got = to_pairs(rows.iter().map(|r| vec![r[0].clone(), r[1].clone(), r[6].clone()]).collect());
+    assert_pairs(&got, &(want.clone(), unsure), "duplicates");
+    // Closest first.
+    let seps: Vec<f64> = rows.iter().map(|r| if let Value::Float(d) = r[6] { d } else { panic!() }).collect();
+    assert!(seps.windows(2).all(|w| w[0] <= w[1]));
+    assert!(stdout.contains(&format!("pairs: {}", got.len())), "{stdout}");
+    let summary = std::fs::read_to_string(out_dir.join("summary.txt")).unwrap();
+    assert!(summary.contains("closest pairs:") && stdout.contains(&summary));
+    let (w, h, pixels) = starflow_e2e::image::decode_png(&out_dir.join("pairs.png"));
+    assert!(w > 500 && h > 100 && pixels.iter().any(|p| *p != [255, 255, 255]));
+}

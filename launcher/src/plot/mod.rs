@@ -164,7 +164,7 @@ fn bins(spec: Option<&str>, ra_span: f64, dec_span: f64, dec_mid: f64) -> Result
 }
 
 /// Runs `sql` on this process's workers.
-fn run(sql: &str, catalogs: &Arc<CatalogSet>, workers: usize) -> Result<Vec<RecordBatch>> {
+pub(crate) fn run(sql: &str, catalogs: &Arc<CatalogSet>, workers: usize) -> Result<Vec<RecordBatch>> {
     let planned = plan_sql(sql, catalogs, &PlanOptions::default()).with_context(|| format!("planning {sql}"))?;
     let mut out = Vec::new();
     run_query(&planned.plan, catalogs.clone(), Operators, ExecOptions::local(workers), |b| {
