@@ -146,11 +146,11 @@ fn summary(name: &str, rows: u64, radius: f64, pairs: &RecordBatch, with_ids: bo
             .map_or(String::new(), |a| arrow_cast::display::array_value_to_string(a.as_ref(), i).unwrap_or_default())
     };
     let (id1, id2, ra, dec) = (col("id_1"), col("id_2"), col("ra"), col("dec"));
-    for i in 0..n.min(10) {
+    for (i, d) in sep.iter().enumerate().take(10) {
         if with_ids {
             let _ = write!(s, "    {} · {}", show(&id1, i), show(&id2, i));
         }
-        let _ = writeln!(s, "    at ({}, {})  {:.4}\"", show(&ra, i), show(&dec, i), sep[i]);
+        let _ = writeln!(s, "    at ({}, {})  {d:.4}\"", show(&ra, i), show(&dec, i));
     }
     if id1.as_ref().is_some_and(|c| c.null_count() > 0) {
         let _ = writeln!(s, "  (some pairs have no id)");
