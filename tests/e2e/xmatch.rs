@@ -44,11 +44,7 @@ fn sky() -> &'static Sky {
         let (a, b) = (scratch.join("a"), scratch.join("b"));
         std::fs::create_dir_all(&a).unwrap();
         std::fs::create_dir_all(&b).unwrap();
-        let mut x = 42u64;
-        let mut next = move || {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (x >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut next = starflow_e2e::uniform(42);
         let (mut left, mut right) = (Vec::new(), Vec::new());
         for (c, &(ra0, dec0, w)) in CLUSTERS.iter().enumerate() {
             let (mut l, mut r) = (Vec::new(), Vec::new());
@@ -104,8 +100,8 @@ fn catalogs() -> Arc<CatalogSet> {
     Arc::new(set)
 }
 
-/// The pairs of `sql` (left id, right id) → distance, on `workers` threads.
-fn pairs(sql: &str, workers: usize) -> Pairs {
+/// The result of `sql` on `workers` threads (small partitions and batches).
+fn run(sql: &str, workers: usize) -> Vec<RecordBatch> {
     let catalogs = catalogs();
     let planned = plan_sql(sql, &catalogs, &PlanOptions { batch_rows: 1000, partition_rows: 2000 }).unwrap();
     let mut batches = Vec::new();
@@ -114,7 +110,12 @@ fn pairs(sql: &str, workers: usize) -> Pairs {
         Ok(())
     })
     .unwrap();
-    to_pairs(rows_of(&batches))
+    batches
+}
+
+/// The pairs of `sql` (left id, right id) → distance, on `workers` threads.
+fn pairs(sql: &str, workers: usize) -> Pairs {
+    to_pairs(rows_of(&run(sql, workers)))
 }
 
 fn to_pairs(rows: Vec<Vec<Value>>) -> Pairs {
@@ -262,15 +263,7 @@ fn columns_conditions_and_aggregates_apply_to_the_pairs() {
     let bright: Vec<_> = sure.iter().filter(|((l, _), d)| mags[l] < 20.0 && **d < 1.0).collect();
     let sql =
         "SELECT COUNT(*) AS n, MAX(_dist_arcsec) AS worst FROM XMATCH(a, b, 2) WHERE mag < 20 AND _dist_arcsec < 1";
-    let catalogs = catalogs.clone();
-    let planned = plan_sql(sql, &catalogs, &PlanOptions::default()).unwrap();
-    let mut batches = Vec::new();
-    run_query(&planned.plan, catalogs, Operators, ExecOptions::local(2), |b| {
-        batches.push(b);
-        Ok(())
-    })
-    .unwrap();
-    let got = rows_of(&batches);
+    let got = rows_of(&run(sql, 2));
     let Value::Int(n) = got[0][0] else { panic!("{got:?}") };
     assert!((n as usize).abs_diff(bright.len()) <= unsure.len(), "{n} vs {}", bright.len());
     let Value::Float(worst) = got[0][1] else { panic!("{got:?}") };

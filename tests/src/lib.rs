@@ -18,6 +18,6 @@ pub use engine::{
 };
 pub use fixture::{DP02, Dp02Fixture, NULLS, Scratch, big_catalog, dp02, nulls_catalog, write_parquet};
 pub use load::{DP02_COLUMNS, Dp02Row};
-pub use reference::{FloatAgg, haversine_deg, healpix_nested, wrap_ra};
+pub use reference::{FloatAgg, haversine_deg, healpix_nested, uniform, wrap_ra};
 pub use serve::{ServeProcess, eventually};
 pub use value::{AGG, Tol, Value, assert_rows_eq, assert_same_rows, compare_rows, rows_of, sorted};

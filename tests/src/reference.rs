@@ -110,3 +110,12 @@ pub fn healpix_nested(order: u8, ra_deg: f64, dec_deg: f64) -> u64 {
         (0..order).fold(0u64, |h, b| h | (((ix as u64 >> b) & 1) << (2 * b)) | (((iy as u64 >> b) & 1) << (2 * b + 1)));
     face as u64 * (nside * nside) as u64 + interleave
 }
+
+/// Deterministic pseudo-random numbers in [0, 1) (a 64-bit LCG), for generated test data.
+pub fn uniform(seed: u64) -> impl FnMut() -> f64 {
+    let mut x = seed;
+    move || {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+}

@@ -117,6 +117,18 @@ pub struct ScanSpec {
     pub schema: SchemaRef,
 }
 
+impl From<&starflow_catalogs::PruneReport> for PruningSummary {
+    fn from(r: &starflow_catalogs::PruneReport) -> Self {
+        Self {
+            files_total: r.files_total,
+            files_kept: r.files_kept,
+            row_groups_total: r.row_groups_total,
+            row_groups_kept: r.row_groups_kept,
+            rows_kept: r.rows_kept,
+        }
+    }
+}
+
 /// What pruning kept, for `EXPLAIN`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PruningSummary {

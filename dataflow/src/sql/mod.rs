@@ -261,13 +261,7 @@ fn plan_query(query: &ast::Query, catalogs: &CatalogSet, options: &PlanOptions) 
         partitions,
         limit: scan_limit,
         batch_rows: options.batch_rows,
-        pruning: PruningSummary {
-            files_total: report.files_total,
-            files_kept: report.files_kept,
-            row_groups_total: report.row_groups_total,
-            row_groups_kept: report.row_groups_kept,
-            rows_kept: report.rows_kept,
-        },
+        pruning: PruningSummary::from(&report),
         schema: scan_schema,
     });
     finish(plan, items, keys, aggs, having, sort_keys, limit, aggregate)

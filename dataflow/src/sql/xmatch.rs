@@ -164,13 +164,7 @@ impl Xmatch {
                 partitions,
                 limit: None,
                 batch_rows: options.batch_rows,
-                pruning: PruningSummary {
-                    files_total: report.files_total,
-                    files_kept: report.files_kept,
-                    row_groups_total: report.row_groups_total,
-                    row_groups_kept: report.row_groups_kept,
-                    rows_kept: report.rows_kept,
-                },
+                pruning: PruningSummary::from(&report),
                 schema,
             }));
         }

@@ -312,6 +312,16 @@ fn closer(a: &(f64, u32, u32), b: &(f64, u32, u32)) -> bool {
     (a.0, a.1, a.2) < (b.0, b.1, b.2)
 }
 
+/// Deterministic pseudo-random numbers in [0, 1) for the tests.
+#[cfg(test)]
+pub(crate) fn uniform(seed: u64) -> impl FnMut() -> f64 {
+    let mut x = seed;
+    move || {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,11 +338,7 @@ mod tests {
     /// (exact spherical offsets) are all in that pixel; and it says so for most circles.
     #[test]
     fn the_quick_inside_test_never_claims_a_circle_that_crosses_an_edge() {
-        let mut x = 11u64;
-        let mut next = || {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (x >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut next = uniform(11);
         let (mut claimed, mut tried) = (0, 0);
         for _ in 0..20_000 {
             let order = 3 + (next() * 8.0) as u8;

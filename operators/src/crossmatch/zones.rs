@@ -120,11 +120,7 @@ mod tests {
     /// with radii from an arcsecond to degrees.
     #[test]
     fn finds_exactly_the_rows_within_the_radius() {
-        let mut x = 5u64;
-        let mut next = || {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (x >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut next = super::super::uniform(5);
         for (centre_dec, spread, r) in
             [(0.0, 1.0, 0.01), (89.9, 0.2, 0.05), (-89.99, 0.05, 0.02), (45.0, 0.01, 1.0 / 3600.0), (10.0, 30.0, 5.0)]
         {
