@@ -340,3 +340,46 @@ fn duplicates_lists_every_close_pair_once_with_its_sky_map() {
     let (w, h, pixels) = starflow_e2e::image::decode_png(&out_dir.join("pairs.png"));
     assert!(w > 500 && h > 100 && pixels.iter().any(|p| *p != [255, 255, 255]));
 }
+
+#[test]
+fn the_adql_join_form_returns_every_pair_within_the_radius() {
+    let s = sky();
+    let want = reference(&s.left, &s.right, usize::MAX, false);
+    let sql = "SELECT x.id, y.id, DISTANCE(POINT('ICRS', x.ra, x.dec), POINT('ICRS', y.ra, y.dec)) * 3600 \
+               FROM a AS x JOIN b AS y ON DISTANCE(POINT('ICRS', x.ra, x.dec), POINT('ICRS', y.ra, y.dec)) < 2.0 / 3600";
+    for workers in [1, 3] {
+        assert_pairs(&pairs(sql, workers), &want, &format!("join form, {workers} workers"));
+    }
+    // CONTAINS … CIRCLE, and another condition in ON.
+    let (sure, unsure) = want;
+    let mags: BTreeMap<i64, f32> = s.left.iter().map(|r| (r.0, r.3)).collect();
+    let bright: Pairs = sure.into_iter().filter(|((l, _), _)| mags[l] < 20.0).collect();
+    let sql = "SELECT a.id, b.id, _dist_arcsec FROM a JOIN b \
+               ON 1 = CONTAINS(POINT(a.ra, a.dec), CIRCLE(b.ra, b.dec, 2.0 / 3600)) AND a.mag < 20";
+    assert_pairs(&pairs(sql, 2), &(bright, unsure), "CONTAINS form");
+    // A self-join keeps each row's pair with itself, as SQL says.
+    let sql =
+        "SELECT COUNT(*) FROM a AS p JOIN a AS q ON DISTANCE(POINT(p.ra, p.dec), POINT(q.ra, q.dec)) <= 2.0 / 3600";
+    let close = reference(&s.left, &s.left, usize::MAX, true).0.len();
+    let got = rows_of(&run(sql, 2));
+    assert_eq!(got[0][0], Value::Int((s.left.len() + close) as i64));
+}
+
+#[test]
+fn joins_other_than_a_distance_are_refused() {
+    let s = sky();
+    for (sql, needle) in [
+        ("SELECT * FROM a JOIN b ON a.id = b.id", "ON DISTANCE"),
+        ("SELECT * FROM a LEFT JOIN b ON DISTANCE(POINT(a.ra, a.dec), POINT(b.ra, b.dec)) < 0.001", "outer"),
+        ("SELECT * FROM a JOIN a ON DISTANCE(POINT(a.ra, a.dec), POINT(a.ra, a.dec)) < 0.001", "aliases"),
+        ("SELECT * FROM a JOIN b ON DISTANCE(POINT(a.ra, a.dec), POINT(b.ra, b.dec)) < 5", "radius"),
+        (
+            "SELECT * FROM a JOIN b ON DISTANCE(POINT(a.ra, a.dec), POINT(b.ra, b.dec)) < 0.001 JOIN a AS c ON 1 = 1",
+            "more than two",
+        ),
+        ("SELECT a.nope FROM a JOIN b ON DISTANCE(POINT(a.ra, a.dec), POINT(b.ra, b.dec)) < 0.001", "a.nope"),
+    ] {
+        let out = starflow(&["query", "--catalog", &format!("a={}", s.a), "--catalog", &format!("b={}", s.b), sql]);
+        out.clean_error(&[needle]);
+    }
+}

@@ -17,7 +17,13 @@ pub(crate) struct Scope<'a> {
     pub description: String,
     /// Aggregates found so far; None where aggregates are not allowed (WHERE).
     pub aggs: Option<Vec<AggCall>>,
+    /// For a join: each side's qualifiers and columns, so that `a.mag` names side a's `mag`.
+    pub sides: Vec<Side>,
 }
+
+/// One side of a join: its qualifiers (catalog name, alias) and (input column, column in the
+/// scope's schema) names.
+pub(crate) type Side = (Vec<String>, Vec<(String, String)>);
 
 impl Scope<'_> {
     /// Resolves a column name: exact first, then case-insensitive.
@@ -49,10 +55,23 @@ impl Scope<'_> {
             S::CompoundIdentifier(parts) => {
                 let (last, quals) = parts.split_last().expect("compound identifier has parts");
                 let q = quals.last().map(|i| i.value.to_lowercase()).unwrap_or_default();
-                if !self.qualifiers.iter().any(|k| k.to_lowercase() == q) {
+                if let Some((_, columns)) = self.sides.iter().find(|(qs, _)| qs.iter().any(|k| k.to_lowercase() == q)) {
+                    let want = last.value.to_lowercase();
+                    return match columns.iter().find(|(input, _)| input.to_lowercase() == want) {
+                        Some((_, name)) => Ok(Expr::Column(name.clone())),
+                        None => Err(PlanError::UnknownColumn {
+                            column: format!("{q}.{}", last.value),
+                            scope: self.description.clone(),
+                            nearest: nearest(&last.value, columns.iter().map(|(input, _)| input.as_str())),
+                        }),
+                    };
+                }
+                let all: Vec<&String> =
+                    self.qualifiers.iter().chain(self.sides.iter().flat_map(|(qs, _)| qs)).collect();
+                if !all.iter().any(|k| k.to_lowercase() == q) {
                     return Err(PlanError::UnknownCatalog {
                         catalog: quals.iter().map(|i| i.value.as_str()).collect::<Vec<_>>().join("."),
-                        nearest: nearest(&q, self.qualifiers.iter().map(String::as_str)),
+                        nearest: nearest(&q, all.iter().map(|s| s.as_str())),
                     });
                 }
                 Expr::Column(self.column(&last.value)?)

@@ -84,31 +84,50 @@ fn plan_query(query: &ast::Query, catalogs: &CatalogSet, options: &PlanOptions) 
     let [from] = select.from.as_slice() else {
         return Err(PlanError::Unsupported("exactly one catalog in FROM (joins come later)".into()));
     };
-    if !from.joins.is_empty() {
-        return Err(PlanError::Unsupported("JOIN".into()));
-    }
+    let mut join = xmatch::join(from, catalogs)?;
     let ast::TableFactor::Table { name, alias, args, .. } = &from.relation else {
         return Err(PlanError::Unsupported("FROM must name a catalog".into()));
     };
     let relation = name.0.last().map(|p| p.to_string()).unwrap_or_default();
     // A catalog, or a crossmatch of two (`XMATCH(a, b, radius)`).
     let source =
-        match args {
-            Some(args) => Source::Xmatch(xmatch::parse(&relation, args, catalogs)?.ok_or_else(|| {
+        match (args, join.as_ref()) {
+            (_, Some(j)) => Source::Xmatch(j.xmatch.clone()),
+            (Some(args), None) => Source::Xmatch(xmatch::parse(&relation, args, catalogs)?.ok_or_else(|| {
                 PlanError::Unsupported(format!("table function {relation} (the one there is: XMATCH)"))
             })?),
-            None => Source::Catalog(catalogs.resolve(relation.trim_matches('"'))?.clone()),
+            (None, None) => Source::Catalog(catalogs.resolve(relation.trim_matches('"'))?.clone()),
         };
     let (schema, mut qualifiers, description) = match &source {
         Source::Catalog(c) => (c.schema.clone(), vec![c.name.clone()], format!("catalog \"{}\"", c.name)),
         Source::Xmatch(x) => (x.schema.clone(), vec![], "XMATCH".to_string()),
     };
-    if let Some(a) = alias {
-        qualifiers.push(a.name.value.clone());
-    }
-    let mut scope = Scope { schema: &schema, qualifiers, description, aggs: None };
+    let sides = match (&join, &source) {
+        (Some(j), Source::Xmatch(x)) => (0..2).map(|s| (j.qualifiers[s].clone(), x.columns_of(s))).collect(),
+        _ => {
+            if let Some(a) = alias {
+                qualifiers.push(a.name.value.clone());
+            }
+            Vec::new()
+        }
+    };
+    let mut scope = Scope { schema: &schema, qualifiers, description, aggs: None, sides };
+    // The join form: ON gives the radius and the positions; its other conditions join WHERE's.
+    let mut on_rest = None;
+    let source = match (join.as_mut(), source) {
+        (Some(j), Source::Xmatch(_)) => {
+            let on = scope.convert(j.on)?;
+            on_rest = j.take_distance(on)?;
+            Source::Xmatch(j.xmatch.clone())
+        }
+        (_, other) => other,
+    };
 
     let predicate = select.selection.as_ref().map(|w| scope.convert(w)).transpose()?;
+    let predicate = match (predicate, on_rest) {
+        (Some(a), Some(b)) => Some(Expr::binary(crate::plan::BinaryOp::And, b, a)),
+        (a, b) => a.or(b),
+    };
     if let Some(p) = &predicate {
         let t = p.data_type(&schema)?;
         if t != arrow_schema::DataType::Boolean {

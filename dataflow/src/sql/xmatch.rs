@@ -11,7 +11,7 @@ use starflow_catalogs::ParquetCatalog;
 use super::PlanOptions;
 use super::convert::literal;
 use crate::error::PlanError;
-use crate::plan::{CrossmatchSpec, Literal, Plan, PruningSummary, ScanSpec};
+use crate::plan::{CrossmatchSpec, Expr, Literal, Plan, PruningSummary, ScanSpec};
 use crate::registry::CatalogSet;
 
 /// The distance column.
@@ -21,12 +21,14 @@ pub const DIST: &str = "_dist_arcsec";
 const MAX_RADIUS_ARCSEC: f64 = 3600.0;
 
 /// A planned-to-be crossmatch: its two catalogs and its output columns.
+#[derive(Clone)]
 pub(super) struct Xmatch {
     sides: [Arc<ParquetCatalog>; 2],
     /// (RA, Dec) column names of each side.
     sky: [(String, String); 2],
     radius_arcsec: f64,
     k: usize,
+    exclude_self: bool,
     /// Output schema; field i < `sources.len()` comes from `sources[i]`.
     pub schema: SchemaRef,
     /// (side, input column name) of each output column but the distance.
@@ -100,31 +102,57 @@ pub(super) fn parse(
             k as usize
         }
     };
+    // A catalog matched with itself: the sides are told apart by number.
+    let labels = if left.name == right.name {
+        [format!("{}_1", left.name), format!("{}_2", right.name)]
+    } else {
+        [left.name.clone(), right.name.clone()]
+    };
+    let self_match = left.name == right.name;
     let sky = [sky_columns(&left)?, sky_columns(&right)?];
-    let same = left.name == right.name;
-    let mut fields = Vec::new();
-    let mut sources = Vec::new();
-    for (side, catalog) in [&left, &right].into_iter().enumerate() {
-        let other = if side == 0 { &right } else { &left };
-        for (i, f) in catalog.schema.fields().iter().enumerate() {
-            if catalog.is_file_column(i) {
-                continue;
-            }
-            let clashes = other.schema.field_with_name(f.name()).is_ok() || f.name() == DIST;
-            let name = match (clashes, same) {
-                (false, _) => f.name().clone(),
-                (true, false) => format!("{}_{}", catalog.name, f.name()),
-                (true, true) => format!("{}_{}_{}", catalog.name, side + 1, f.name()),
-            };
-            fields.push(Field::new(name, f.data_type().clone(), true));
-            sources.push((side, f.name().clone()));
-        }
-    }
-    fields.push(Field::new(DIST, DataType::Float64, false));
-    Ok(Some(Xmatch { sides: [left, right], sky, radius_arcsec, k, schema: Arc::new(Schema::new(fields)), sources }))
+    Ok(Some(Xmatch::new([left, right], labels, sky, radius_arcsec, k, self_match)))
 }
 
 impl Xmatch {
+    /// A crossmatch of `sides` (labelled for clashing column names) on their `sky` columns;
+    /// `exclude_self`: a row is never its own match (the same catalog on both sides).
+    pub(super) fn new(
+        sides: [Arc<ParquetCatalog>; 2],
+        labels: [String; 2],
+        sky: [(String, String); 2],
+        radius_arcsec: f64,
+        k: usize,
+        exclude_self: bool,
+    ) -> Self {
+        let mut fields = Vec::new();
+        let mut sources = Vec::new();
+        for (side, catalog) in sides.iter().enumerate() {
+            let other = &sides[1 - side];
+            for (i, f) in catalog.schema.fields().iter().enumerate() {
+                if catalog.is_file_column(i) {
+                    continue;
+                }
+                let clashes = other.schema.field_with_name(f.name()).is_ok() || f.name() == DIST;
+                let name = if clashes { format!("{}_{}", labels[side], f.name()) } else { f.name().clone() };
+                fields.push(Field::new(name, f.data_type().clone(), true));
+                sources.push((side, f.name().clone()));
+            }
+        }
+        fields.push(Field::new(DIST, DataType::Float64, false));
+        Self { sides, sky, radius_arcsec, k, exclude_self, schema: Arc::new(Schema::new(fields)), sources }
+    }
+
+    /// Each side's (input column, output name) pairs, for qualified names (`a.mag`).
+    pub(super) fn columns_of(&self, side: usize) -> Vec<(String, String)> {
+        self.schema
+            .fields()
+            .iter()
+            .zip(&self.sources)
+            .filter(|(_, (s, _))| *s == side)
+            .map(|(f, (_, input))| (input.clone(), f.name().clone()))
+            .collect()
+    }
+
     /// The crossmatch reading only the input columns behind `needed` (output names) and the
     /// positions.
     pub(super) fn plan(&self, needed: &[String], options: &PlanOptions) -> Result<Plan, PlanError> {
@@ -184,7 +212,7 @@ impl Xmatch {
             right_radec: specs[1].0,
             left_out: specs[0].1.clone(),
             right_out: specs[1].1.clone(),
-            self_match: self.sides[0].name == self.sides[1].name,
+            self_match: self.exclude_self,
             schema: Arc::new(Schema::new(fields)),
         };
         Ok(Plan::Crossmatch { left: Box::new(left), right: Box::new(right), spec })
@@ -197,4 +225,140 @@ fn partition_order(radius_arcsec: f64) -> u8 {
     // Pixel size at order k ≈ 58.6° / 2^k.
     let pixel_arcsec = |k: u8| 58.6 * 3600.0 / f64::from(1u32 << k);
     (3..=10u8).rev().find(|&k| pixel_arcsec(k) >= 100.0 * radius_arcsec).unwrap_or(3)
+}
+
+/// The ADQL form: `FROM a [AS x] JOIN b [AS y] ON DISTANCE(POINT(x.ra, x.dec), POINT(y.ra,
+/// y.dec)) < r` (r in degrees; or `CONTAINS(POINT(x…), CIRCLE(y.ra, y.dec, r)) = 1`, and more
+/// conditions with `AND`): every pair within r, each catalog's columns named by its alias.
+pub(super) struct Join<'q> {
+    pub xmatch: Xmatch,
+    /// Qualifiers (catalog name, alias) of each side.
+    pub qualifiers: [Vec<String>; 2],
+    pub on: &'q ast::Expr,
+}
+
+/// Pairs kept per left row by the join form (every pair within the radius, as SQL says).
+const ALL_PAIRS: usize = 1_000_000;
+
+const JOIN_USAGE: &str =
+    "a join of two catalogs needs ON DISTANCE(POINT(a.ra, a.dec), POINT(b.ra, b.dec)) < radius_degrees";
+
+/// `Some` if `from` is a join of two catalogs.
+pub(super) fn join<'q>(from: &'q ast::TableWithJoins, catalogs: &CatalogSet) -> Result<Option<Join<'q>>, PlanError> {
+    let [join] = from.joins.as_slice() else {
+        return if from.joins.is_empty() {
+            Ok(None)
+        } else {
+            Err(PlanError::Unsupported("joins of more than two catalogs".into()))
+        };
+    };
+    let on = match &join.join_operator {
+        ast::JoinOperator::Join(ast::JoinConstraint::On(on))
+        | ast::JoinOperator::Inner(ast::JoinConstraint::On(on)) => on,
+        _ => return Err(PlanError::Unsupported(format!("outer, cross and other joins; {JOIN_USAGE}"))),
+    };
+    let side = |t: &ast::TableFactor| -> Result<(Arc<ParquetCatalog>, Vec<String>, String), PlanError> {
+        let ast::TableFactor::Table { name, alias, args: None, .. } = t else {
+            return Err(PlanError::Unsupported(format!("joining {t}: {JOIN_USAGE}")));
+        };
+        let catalog =
+            catalogs.resolve(name.0.last().map(|p| p.to_string()).unwrap_or_default().trim_matches('"'))?.clone();
+        let alias = alias.as_ref().map(|a| a.name.value.clone());
+        let label = alias.clone().unwrap_or_else(|| catalog.name.clone());
+        let qualifiers = std::iter::once(catalog.name.clone()).chain(alias).collect();
+        Ok((catalog, qualifiers, label))
+    };
+    let (left, lq, ll) = side(&from.relation)?;
+    let (right, rq, rl) = side(&join.relation)?;
+    if ll.eq_ignore_ascii_case(&rl) {
+        return Err(PlanError::Type(format!(
+            "both sides of the join are called {ll}: give them aliases (FROM {} AS a JOIN {} AS b ON …)",
+            left.name, right.name
+        )));
+    }
+    let sky = [sky_columns(&left)?, sky_columns(&right)?];
+    // The radius comes from ON (see `Join::take_distance`); SQL keeps a row's pair with itself.
+    let xmatch = Xmatch::new([left, right], [ll, rl], sky, MAX_RADIUS_ARCSEC, ALL_PAIRS, false);
+    Ok(Some(Join { xmatch, qualifiers: [lq, rq], on }))
+}
+
+impl Join<'_> {
+    /// Takes the distance condition out of `on` (converted over the join's columns): sets the
+    /// radius and the positions it names; returns the other conditions.
+    pub fn take_distance(&mut self, on: Expr) -> Result<Option<Expr>, PlanError> {
+        let x = &mut self.xmatch;
+        let side_of = |e: &Expr| match e {
+            Expr::Column(name) => {
+                x.schema.fields().iter().position(|f| f.name() == name).and_then(|i| x.sources.get(i).cloned())
+            }
+            _ => None,
+        };
+        let mut found = None;
+        let mut rest = Vec::new();
+        for c in on.conjuncts() {
+            let distance = match c {
+                Expr::Binary { op: crate::plan::BinaryOp::Lt | crate::plan::BinaryOp::LtEq, left, right } => {
+                    match (left.as_ref(), constant(right)) {
+                        (Expr::Call { func: crate::plan::Func::Distance, args }, Some(r)) => Some((args, r)),
+                        _ => None,
+                    }
+                }
+                Expr::Call { func: crate::plan::Func::InCircle, args } => {
+                    args.get(4).and_then(constant).map(|r| (args, r))
+                }
+                _ => None,
+            };
+            let points = distance.and_then(|(args, r)| {
+                let sides: Vec<(usize, String)> = args.iter().take(4).map(side_of).collect::<Option<_>>()?;
+                Some((sides, r))
+            });
+            match points {
+                Some((sides, radius))
+                    if found.is_none()
+                        && sides[0].0 == sides[1].0
+                        && sides[2].0 == sides[3].0
+                        && sides[0].0 != sides[2].0 =>
+                {
+                    found = Some((sides, radius));
+                }
+                _ => rest.push(c.clone()),
+            }
+        }
+        let Some((sides, radius)) = found else {
+            return Err(PlanError::Type(JOIN_USAGE.into()));
+        };
+        let radius_arcsec = radius * 3600.0;
+        if !(radius_arcsec > 0.0 && radius_arcsec <= MAX_RADIUS_ARCSEC) {
+            return Err(PlanError::Type(format!(
+                "the join's radius must be above 0 and at most {} degree(s), got {radius}",
+                MAX_RADIUS_ARCSEC / 3600.0
+            )));
+        }
+        x.radius_arcsec = radius_arcsec;
+        for pair in [&sides[0..2], &sides[2..4]] {
+            x.sky[pair[0].0] = (pair[0].1.clone(), pair[1].1.clone());
+        }
+        Ok(rest.into_iter().reduce(|a, b| Expr::binary(crate::plan::BinaryOp::And, a, b)))
+    }
+}
+
+/// The value of a constant numeric expression (`1.0 / 3600`), if it is one.
+fn constant(e: &Expr) -> Option<f64> {
+    use crate::plan::BinaryOp;
+    match e {
+        Expr::Literal(Literal::Int(i)) => Some(*i as f64),
+        Expr::Literal(Literal::Float(f)) => Some(*f),
+        Expr::Negate(x) => constant(x).map(|v| -v),
+        Expr::Binary { op, left, right } => {
+            let (a, b) = (constant(left)?, constant(right)?);
+            match op {
+                BinaryOp::Add => Some(a + b),
+                BinaryOp::Sub => Some(a - b),
+                BinaryOp::Mul => Some(a * b),
+                BinaryOp::Div => Some(a / b),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
 }

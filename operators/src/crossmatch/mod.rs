@@ -259,7 +259,7 @@ fn matches(
     let mut left_rows: Vec<u32> = Vec::new();
     let mut right_rows: Vec<(usize, usize)> = Vec::new();
     let mut dist: Vec<f64> = Vec::new();
-    let mut best: Vec<(f64, u32, u32)> = Vec::with_capacity(spec.k + 1);
+    let mut best: Vec<(f64, u32, u32)> = Vec::with_capacity(spec.k.min(64) + 1);
     for i in 0..data.num_rows() {
         best.clear();
         let me = left_id.map(|(s, r)| (s.value(i), r.value(i)));
