@@ -138,3 +138,48 @@ fn orders_nest_ra_wraps_and_edges_have_no_pixel() {
         assert_eq!(nested(5, 1, Operand::Const(a), Operand::Const(d)), vec![None], "({a}, {d})");
     }
 }
+
+#[test]
+fn density_counts_rows_per_pixel_at_its_centre() {
+    let mut want: BTreeMap<i64, i64> = BTreeMap::new();
+    for r in &dp02().rows {
+        *want.entry(healpix_nested(5, r.ra, r.dec) as i64).or_default() += 1;
+    }
+    for workers in [1, 3] {
+        let got = rows("SELECT pixel, ra, dec, count FROM DENSITY(dp02, 5)", workers);
+        let counts: BTreeMap<i64, i64> = got
+            .iter()
+            .map(|r| {
+                let (Value::Int(p), Value::Float(ra), Value::Float(dec), Value::Int(n)) = (&r[0], &r[1], &r[2], &r[3])
+                else {
+                    panic!("{r:?}")
+                };
+                // Each row's position is its pixel's centre: inside that pixel.
+                assert_eq!(healpix_nested(5, *ra, *dec) as i64, *p, "the centre of pixel {p}");
+                (*p, *n)
+            })
+            .collect();
+        assert_eq!(counts, want, "{workers} workers");
+    }
+    // Conditions and aggregates apply to the pixels.
+    let busy = rows("SELECT COUNT(*), SUM(count) FROM DENSITY(dp02, 5) WHERE count >= 100", 2);
+    let big: Vec<&i64> = want.values().filter(|n| **n >= 100).collect();
+    assert_eq!(busy[0], vec![Value::Int(big.len() as i64), Value::Int(big.iter().copied().sum())]);
+}
+
+#[test]
+fn pixel_centres_are_within_a_pixel_of_the_rows() {
+    let got = rows(
+        "SELECT coord_ra, coord_dec, HEALPIX_RA(29, HEALPIX_29(coord_ra, coord_dec)), \
+         HEALPIX_DEC(29, HEALPIX_29(coord_ra, coord_dec)), HEALPIX_RA(3, 768), HEALPIX_DEC(3, -1) FROM dp02",
+        2,
+    );
+    for r in &got {
+        let f = |v: &Value| if let Value::Float(x) = v { *x } else { panic!("{v:?}") };
+        let (ra, dec, cra, cdec) = (f(&r[0]), f(&r[1]), f(&r[2]), f(&r[3]));
+        // Order-29 pixels are 0.4 milliarcseconds across.
+        assert!(starflow_e2e::haversine_deg(ra, dec, cra, cdec) < 1e-6, "({ra}, {dec}) vs ({cra}, {cdec})");
+        // 768 = 12·4³ and -1 are not pixels of order 3.
+        assert_eq!((&r[4], &r[5]), (&Value::Null, &Value::Null));
+    }
+}

@@ -146,6 +146,10 @@ pub enum Func {
     Healpix,
     /// `HEALPIX_29(ra, dec)`: the order-29 pixel, HATS' `_healpix_29` spatial index
     Healpix29,
+    /// `HEALPIX_RA(order, pixel)`: RA of the pixel's centre, degrees
+    HealpixRa,
+    /// `HEALPIX_DEC(order, pixel)`: Dec of the pixel's centre, degrees
+    HealpixDec,
 }
 
 impl Func {
@@ -164,6 +168,8 @@ impl Func {
             "COS" => Self::Cos,
             "HEALPIX" => Self::Healpix,
             "HEALPIX_29" => Self::Healpix29,
+            "HEALPIX_RA" => Self::HealpixRa,
+            "HEALPIX_DEC" => Self::HealpixDec,
             _ => return None,
         })
     }
@@ -182,6 +188,8 @@ impl Func {
         "COS",
         "HEALPIX",
         "HEALPIX_29",
+        "HEALPIX_RA",
+        "HEALPIX_DEC",
         "CONTAINS",
         "DISTANCE",
         "POINT",
@@ -204,7 +212,7 @@ impl Func {
             Self::InBox => &[6],
             Self::Distance => &[4],
             Self::Healpix => &[3],
-            Self::Healpix29 => &[2],
+            Self::Healpix29 | Self::HealpixRa | Self::HealpixDec => &[2],
             _ => &[1],
         }
     }
@@ -217,9 +225,7 @@ pub const HEALPIX_MAX_ORDER: u8 = 29;
 pub fn healpix_order(arg: &Expr) -> Result<u8, String> {
     match arg {
         Expr::Literal(Literal::Int(k)) if (0..=i64::from(HEALPIX_MAX_ORDER)).contains(k) => Ok(*k as u8),
-        other => {
-            Err(format!("HEALPIX(order, ra, dec) needs an integer order from 0 to {HEALPIX_MAX_ORDER}, got {other}"))
-        }
+        other => Err(format!("HEALPIX(order, ...) needs an integer order from 0 to {HEALPIX_MAX_ORDER}, got {other}")),
     }
 }
 
@@ -374,6 +380,10 @@ impl Expr {
                         DataType::Int64
                     }
                     Func::Healpix29 => DataType::Int64,
+                    Func::HealpixRa | Func::HealpixDec => {
+                        healpix_order(&args[0]).map_err(PlanError::Type)?;
+                        DataType::Float64
+                    }
                     _ => DataType::Float64,
                 }
             }
@@ -461,6 +471,8 @@ impl fmt::Display for Expr {
                         write!(f, "DISTANCE(POINT({}, {}), POINT({}, {}))", a[0], a[1], a[2], a[3])
                     }
                     Func::Healpix29 => write!(f, "HEALPIX_29({})", a.join(", ")),
+                    Func::HealpixRa => write!(f, "HEALPIX_RA({})", a.join(", ")),
+                    Func::HealpixDec => write!(f, "HEALPIX_DEC({})", a.join(", ")),
                     other => write!(f, "{}({})", format!("{other:?}").to_uppercase(), a.join(", ")),
                 }
             }

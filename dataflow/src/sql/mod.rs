@@ -3,6 +3,7 @@
 
 mod bounds;
 mod convert;
+mod density;
 pub mod view;
 mod view_join;
 mod xmatch;
@@ -89,18 +90,22 @@ fn plan_query(query: &ast::Query, catalogs: &CatalogSet, options: &PlanOptions) 
         return Err(PlanError::Unsupported("FROM must name a catalog".into()));
     };
     let relation = name.0.last().map(|p| p.to_string()).unwrap_or_default();
-    // A catalog, or a crossmatch of two (`XMATCH(a, b, radius)`).
-    let source =
-        match (args, join.as_ref()) {
-            (_, Some(j)) => Source::Xmatch(j.xmatch.clone()),
-            (Some(args), None) => Source::Xmatch(xmatch::parse(&relation, args, catalogs)?.ok_or_else(|| {
-                PlanError::Unsupported(format!("table function {relation} (the one there is: XMATCH)"))
+    // A catalog, a crossmatch of two (`XMATCH(a, b, radius)` or a join on a distance), or a
+    // density table (`DENSITY(a, order)`).
+    let source = match (args, join.as_ref()) {
+        (_, Some(j)) => Source::Xmatch(j.xmatch.clone()),
+        (Some(args), None) => match xmatch::parse(&relation, args, catalogs)? {
+            Some(x) => Source::Xmatch(x),
+            None => Source::Derived(density::parse(&relation, args, catalogs, options)?.ok_or_else(|| {
+                PlanError::Unsupported(format!("table function {relation} (there are XMATCH and DENSITY)"))
             })?),
-            (None, None) => Source::Catalog(catalogs.resolve(relation.trim_matches('"'))?.clone()),
-        };
+        },
+        (None, None) => Source::Catalog(catalogs.resolve(relation.trim_matches('"'))?.clone()),
+    };
     let (schema, mut qualifiers, description) = match &source {
         Source::Catalog(c) => (c.schema.clone(), vec![c.name.clone()], format!("catalog \"{}\"", c.name)),
         Source::Xmatch(x) => (x.schema.clone(), vec![], "XMATCH".to_string()),
+        Source::Derived(p) => (p.schema(), vec![], relation.to_uppercase()),
     };
     let sides = match (&join, &source) {
         (Some(j), Source::Xmatch(x)) => (0..2).map(|s| (j.qualifiers[s].clone(), x.columns_of(s))).collect(),
@@ -252,6 +257,13 @@ fn plan_query(query: &ast::Query, catalogs: &CatalogSet, options: &PlanOptions) 
     }
     let catalog = match source {
         Source::Catalog(c) => c,
+        Source::Derived(plan) => {
+            let plan = match predicate {
+                Some(predicate) => Plan::Filter { input: Box::new(plan), predicate },
+                None => plan,
+            };
+            return finish(plan, items, keys, aggs, having, sort_keys, limit, aggregate);
+        }
         Source::Xmatch(x) => {
             // Conditions apply to the matched pairs (none is pushed into the scans yet).
             let matched = x.plan(&needed, options)?;
@@ -290,6 +302,8 @@ fn plan_query(query: &ast::Query, catalogs: &CatalogSet, options: &PlanOptions) 
 enum Source {
     Catalog(Arc<starflow_catalogs::ParquetCatalog>),
     Xmatch(xmatch::Xmatch),
+    /// A table computed by a plan of its own (`DENSITY`).
+    Derived(Plan),
 }
 
 /// The plan above the source: aggregate (and `HAVING`), sort or limit, projection.

@@ -365,6 +365,19 @@ fn call(func: Func, args: &[Expr], batch: &RecordBatch) -> Result<Val, ArrowErro
             let nulls = NullBuffer::union(nulls.as_ref(), Some(&valid));
             wrap(Arc::new(Int64Array::new(values.into(), nulls)))
         }
+        Func::HealpixRa | Func::HealpixDec => {
+            // Pixel numbers are integers beyond 2^53: read as integers, never through f64.
+            let order =
+                starflow_dataflow::plan::expr::healpix_order(&args[0]).map_err(ArrowError::InvalidArgumentError)?;
+            let v = vals[1].cast_to(&DataType::Int64)?;
+            let pixels = v.array().as_primitive::<arrow_array::types::Int64Type>();
+            let centres = super::healpix::centres(order, pixels.values());
+            let valid = NullBuffer::from(centres.iter().map(Option::is_some).collect::<Vec<_>>());
+            let pick =
+                |c: &Option<(f64, f64)>| c.map_or(0.0, |(ra, dec)| if func == Func::HealpixRa { ra } else { dec });
+            let values: Vec<f64> = centres.iter().map(pick).collect();
+            wrap(Arc::new(Float64Array::new(values.into(), NullBuffer::union(pixels.nulls(), Some(&valid)))))
+        }
         Func::InCircle | Func::InBox => {
             let v = if func == Func::InCircle {
                 angular::in_circle(n, ops[0], ops[1], ops[2], ops[3], ops[4])

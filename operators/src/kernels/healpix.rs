@@ -15,3 +15,19 @@ pub fn nested(order: u8, n: usize, ra: Operand, dec: Operand) -> Vec<Option<i64>
         })
         .collect()
 }
+
+/// The centre (RA, Dec in degrees) of each nested pixel at `order`; None for a number that is
+/// not a pixel of that order.
+pub fn centres(order: u8, pixels: &[i64]) -> Vec<Option<(f64, f64)>> {
+    let layer = cdshealpix::nested::get(order);
+    let count = 12i64 << (2 * u32::from(order));
+    pixels
+        .iter()
+        .map(|&p| {
+            (0..count).contains(&p).then(|| {
+                let (lon, lat) = layer.center(p as u64);
+                (lon.to_degrees(), lat.to_degrees())
+            })
+        })
+        .collect()
+}
