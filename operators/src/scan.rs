@@ -30,8 +30,8 @@ pub(crate) fn render_scan<'s>(ctx: &RenderContext<'s>, spec: &ScanSpec) -> Resul
     let stream = source::<u64, CapacityContainerBuilder<Vec<Batch>>, _, _>(scope, &name, move |cap, info| {
         let activator = scope.activator_for(info.address.clone());
         let mut cap = Some(cap);
-        // The reader, the partition's index, its batch number, and its span.
-        let mut current: Option<(PartitionReader, u64, u64, tracing::Span)> = None;
+        // The reader, the partition's index, its batch number, rows read from it, and its span.
+        let mut current: Option<(PartitionReader, u64, u64, u64, tracing::Span)> = None;
         let mut emitted = 0u64;
         let mut footer = None;
         move |output| {
@@ -58,12 +58,12 @@ pub(crate) fn render_scan<'s>(ctx: &RenderContext<'s>, spec: &ScanSpec) -> Resul
                     Ok(reader) => {
                         metrics.bytes_read.fetch_add(reader.bytes, Ordering::Relaxed);
                         span.record("bytes", reader.bytes);
-                        current = Some((reader, p.index as u64, 0, span))
+                        current = Some((reader, p.index as u64, 0, 0, span))
                     }
                     Err(e) => errors.record(e.into()),
                 }
             }
-            let Some((reader, partition, number, span)) = current.as_mut().filter(|_| !done) else {
+            let Some((reader, partition, number, offset, span)) = current.as_mut().filter(|_| !done) else {
                 cap = None;
                 return;
             };
@@ -71,11 +71,17 @@ pub(crate) fn render_scan<'s>(ctx: &RenderContext<'s>, spec: &ScanSpec) -> Resul
             match reader.next_batch() {
                 Ok(Some(batch)) => {
                     metrics.rows_read.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                    let first = (*partition << 32) | *offset;
+                    *offset += batch.num_rows() as u64;
+                    let emit = |b: &RecordBatch| -> Result<RecordBatch, ArrowError> {
+                        let out = emitted_columns(b, spec.output_columns)?;
+                        if spec.row_ids { with_row_ids(&out, first, &spec.schema) } else { Ok(out) }
+                    };
                     let batch = match &spec.predicate {
-                        None => Ok(batch),
-                        Some(p) => evaluate_predicate(p, &batch).and_then(|mask| {
-                            filter_record_batch(&emitted_columns(&batch, spec.output_columns)?, &mask)
-                        }),
+                        None => emit(&batch),
+                        Some(p) => {
+                            evaluate_predicate(p, &batch).and_then(|mask| filter_record_batch(&emit(&batch)?, &mask))
+                        }
                     };
                     match batch {
                         Ok(mut batch) => {
@@ -106,6 +112,15 @@ pub(crate) fn render_scan<'s>(ctx: &RenderContext<'s>, spec: &ScanSpec) -> Resul
         }
     });
     Ok(stream)
+}
+
+/// The batch with [`ROW_ID`] appended: `first`, `first + 1`, … (its schema: `schema`).
+fn with_row_ids(batch: &RecordBatch, first: u64, schema: &arrow_schema::SchemaRef) -> Result<RecordBatch, ArrowError> {
+    let n = batch.num_rows() as u64;
+    let mut columns = batch.columns().to_vec();
+    columns.push(std::sync::Arc::new(arrow_array::UInt64Array::from_iter_values(first..first + n)));
+    let options = RecordBatchOptions::new().with_row_count(Some(n as usize));
+    RecordBatch::try_new_with_options(schema.clone(), columns, &options)
 }
 
 /// The first `n` columns of a batch (the rest fed only the predicate).

@@ -383,3 +383,45 @@ fn joins_other_than_a_distance_are_refused() {
         out.clean_error(&[needle]);
     }
 }
+
+#[test]
+fn conditions_on_one_side_are_read_into_its_scan_when_that_keeps_the_answer() {
+    let s = sky();
+    let catalogs = catalogs();
+    let explain = |sql: &str| {
+        let planned = plan_sql(sql, &catalogs, &PlanOptions::default()).unwrap();
+        starflow_dataflow::plan::explain::explain(&planned.plan, 2)
+    };
+    let mags: BTreeMap<i64, f32> = s.left.iter().map(|r| (r.0, r.3)).collect();
+    let fluxes: BTreeMap<i64, f32> = s.right.iter().map(|r| (r.0, r.3)).collect();
+    // A left condition: read into the left scan; the same pairs as filtering afterwards.
+    let sql = "SELECT a_id, b_id, _dist_arcsec FROM XMATCH(a, b, 2) WHERE mag < 20 AND a_dec > -80";
+    let plan = explain(sql);
+    assert!(plan.contains("predicate (applied while reading): ((mag < 20) AND (dec > -80))"), "{plan}");
+    let (sure, unsure) = reference(&s.left, &s.right, 1, false);
+    let decs: BTreeMap<i64, f64> = s.left.iter().map(|r| (r.0, r.2)).collect();
+    let keep = |l: &i64| mags[l] < 20.0 && decs[l] > -80.0;
+    let want: Pairs = sure.iter().filter(|((l, _), _)| keep(l)).map(|(p, d)| (*p, *d)).collect();
+    for workers in [1, 3] {
+        assert_pairs(&pairs(sql, workers), &(want.clone(), unsure.clone()), "left condition");
+    }
+    // A right condition changes which row is nearest: it applies to the pairs, after matching.
+    let sql = "SELECT a_id, b_id, _dist_arcsec FROM XMATCH(a, b, 2) WHERE flux < 0.5";
+    assert!(explain(sql).contains("Filter (flux < 0.5)"), "{}", explain(sql));
+    let want: Pairs = sure.iter().filter(|((_, r), _)| fluxes[r] < 0.5).map(|(p, d)| (*p, *d)).collect();
+    assert_pairs(&pairs(sql, 2), &(want, unsure.clone()), "right condition after matching");
+    // Every pair (the join form): a right condition is read into the right scan.
+    let sql = "SELECT a.id, b.id, _dist_arcsec FROM a JOIN b ON DISTANCE(POINT(a.ra, a.dec), POINT(b.ra, b.dec)) < 2.0/3600 \
+               WHERE b.flux < 0.5";
+    assert!(explain(sql).contains("predicate (applied while reading): (flux < 0.5)"), "{}", explain(sql));
+    let (all, all_unsure) = reference(&s.left, &s.right, usize::MAX, false);
+    let want: Pairs = all.into_iter().filter(|((_, r), _)| fluxes[r] < 0.5).collect();
+    assert_pairs(&pairs(sql, 3), &(want, all_unsure), "join form, right condition");
+    // A self-match with a condition on one side still never matches a row with itself.
+    let sql = "SELECT a_1_id, a_2_id, _dist_arcsec FROM XMATCH(a, a, 2, 2) WHERE a_1_mag < 20";
+    let (sure, unsure) = reference(&s.left, &s.left, 2, true);
+    let want: Pairs = sure.into_iter().filter(|((l, _), _)| mags[l] < 20.0).collect();
+    let got = pairs(sql, 3);
+    assert!(got.keys().all(|(l, r)| l != r));
+    assert_pairs(&got, &(want, unsure), "self-match with a left condition");
+}

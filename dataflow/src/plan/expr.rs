@@ -304,6 +304,24 @@ impl Expr {
         }
     }
 
+    /// The same expression with every column renamed by `rename`.
+    pub fn rename(&self, rename: &impl Fn(&str) -> String) -> Expr {
+        match self {
+            Expr::Column(c) => Expr::Column(rename(c)),
+            Expr::Literal(_) => self.clone(),
+            Expr::Binary { op, left, right } => Expr::binary(*op, left.rename(rename), right.rename(rename)),
+            Expr::Not(e) => Expr::Not(Box::new(e.rename(rename))),
+            Expr::Negate(e) => Expr::Negate(Box::new(e.rename(rename))),
+            Expr::IsNull { expr, negated } => Expr::IsNull { expr: Box::new(expr.rename(rename)), negated: *negated },
+            Expr::InList { expr, list, negated } => {
+                Expr::InList { expr: Box::new(expr.rename(rename)), list: list.clone(), negated: *negated }
+            }
+            Expr::Call { func, args } => {
+                Expr::Call { func: *func, args: args.iter().map(|a| a.rename(rename)).collect() }
+            }
+        }
+    }
+
     /// Splits a conjunction into its conjuncts.
     pub fn conjuncts(&self) -> Vec<&Expr> {
         match self {

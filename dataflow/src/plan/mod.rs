@@ -89,6 +89,9 @@ pub struct CrossmatchSpec {
     pub schema: SchemaRef,
 }
 
+/// The column a scan with [`ScanSpec::row_ids`] adds last: partition index << 32 | row.
+pub const ROW_ID: &str = "__row_id";
+
 /// What a scan reads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScanSpec {
@@ -112,6 +115,9 @@ pub struct ScanSpec {
     pub batch_rows: usize,
     /// Pruning summary, for `EXPLAIN`.
     pub pruning: PruningSummary,
+    /// Also emit [`ROW_ID`]: each row's partition and position in it, before the predicate
+    /// (a crossmatch of a catalog with itself tells a row from its neighbours by it).
+    pub row_ids: bool,
     /// Output schema.
     #[serde(with = "starflow_catalogs::schema_serde")]
     pub schema: SchemaRef,

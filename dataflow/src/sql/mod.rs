@@ -265,8 +265,9 @@ fn plan_query(query: &ast::Query, catalogs: &CatalogSet, options: &PlanOptions) 
             return finish(plan, items, keys, aggs, having, sort_keys, limit, aggregate);
         }
         Source::Xmatch(x) => {
-            // Conditions apply to the matched pairs (none is pushed into the scans yet).
-            let matched = x.plan(&needed, options)?;
+            // Conditions on one side go into its scan where that keeps the answer; the others
+            // apply to the matched pairs.
+            let (matched, predicate) = x.plan(&needed, predicate, options)?;
             let plan = match predicate {
                 Some(predicate) => Plan::Filter { input: Box::new(matched), predicate },
                 None => matched,
@@ -293,6 +294,7 @@ fn plan_query(query: &ast::Query, catalogs: &CatalogSet, options: &PlanOptions) 
         limit: scan_limit,
         batch_rows: options.batch_rows,
         pruning: PruningSummary::from(&report),
+        row_ids: false,
         schema: scan_schema,
     });
     finish(plan, items, keys, aggs, having, sort_keys, limit, aggregate)

@@ -154,29 +154,46 @@ impl Xmatch {
     }
 
     /// The crossmatch reading only the input columns behind `needed` (output names) and the
-    /// positions.
-    pub(super) fn plan(&self, needed: &[String], options: &PlanOptions) -> Result<Plan, PlanError> {
-        let mut scans = Vec::new();
+    /// positions. The conditions of `predicate` on the left side alone are applied while
+    /// reading it (with row-group pruning): each left row's matches do not depend on other left
+    /// rows. So are those on the right side alone when every pair is kept (the join form).
+    /// Returns the plan and the conditions left for the pairs.
+    pub(super) fn plan(
+        &self,
+        needed: &[String],
+        predicate: Option<Expr>,
+        options: &PlanOptions,
+    ) -> Result<(Plan, Option<Expr>), PlanError> {
         let mut outputs: [Vec<(String, String)>; 2] = [Vec::new(), Vec::new()]; // (output, input) names
         for (field, (side, input)) in self.schema.fields().iter().zip(&self.sources) {
             if needed.contains(field.name()) {
                 outputs[*side].push((field.name().clone(), input.clone()));
             }
         }
+        let (pushed, rest) = self.split(predicate);
+        let mut scans = Vec::new();
         let mut specs = Vec::new();
-        for ((catalog, (ra, dec)), outputs) in self.sides.iter().zip(&self.sky).zip(&outputs) {
+        for (side, ((catalog, (ra, dec)), outputs)) in self.sides.iter().zip(&self.sky).zip(&outputs).enumerate() {
             let mut columns: Vec<String> = outputs.iter().map(|(_, input)| input.clone()).collect();
             for c in [ra, dec] {
                 if !columns.contains(c) {
                     columns.push(c.clone());
                 }
             }
+            let output_columns = columns.len();
+            let predicate = pushed[side].clone();
+            if let Some(p) = &predicate {
+                p.columns(&mut columns);
+            }
             let column_indices: Vec<usize> =
                 columns.iter().map(|c| catalog.schema.index_of(c).expect("a catalog column")).collect();
-            let schema = Arc::new(Schema::new(
-                column_indices.iter().map(|&i| catalog.schema.field(i).clone()).collect::<Vec<Field>>(),
-            ));
-            let (partitions, report) = catalog.partitions(&[], options.partition_rows)?;
+            let mut fields: Vec<Field> =
+                column_indices[..output_columns].iter().map(|&i| catalog.schema.field(i).clone()).collect();
+            if self.exclude_self {
+                fields.push(Field::new(crate::plan::ROW_ID, DataType::UInt64, false));
+            }
+            let bounds = predicate.as_ref().map(|p| super::bounds::bounds_of(p, &catalog.schema)).unwrap_or_default();
+            let (partitions, report) = catalog.partitions(&bounds, options.partition_rows)?;
             let position = |name: &str| columns.iter().position(|c| c == name).expect("read");
             specs.push((
                 (position(ra), position(dec)),
@@ -184,16 +201,17 @@ impl Xmatch {
             ));
             scans.push(Plan::Scan(ScanSpec {
                 catalog: catalog.name.clone(),
-                output_columns: columns.len(),
+                output_columns,
                 columns,
                 column_indices,
-                predicate: None,
-                bounds: vec![],
+                predicate,
+                bounds,
                 partitions,
                 limit: None,
                 batch_rows: options.batch_rows,
                 pruning: PruningSummary::from(&report),
-                schema,
+                row_ids: self.exclude_self,
+                schema: Arc::new(Schema::new(fields)),
             }));
         }
         let mut fields: Vec<Field> = outputs
@@ -215,7 +233,35 @@ impl Xmatch {
             self_match: self.exclude_self,
             schema: Arc::new(Schema::new(fields)),
         };
-        Ok(Plan::Crossmatch { left: Box::new(left), right: Box::new(right), spec })
+        Ok((Plan::Crossmatch { left: Box::new(left), right: Box::new(right), spec }, rest))
+    }
+
+    /// `predicate`'s conditions for each side's scan (in its input names) and the rest.
+    fn split(&self, predicate: Option<Expr>) -> ([Option<Expr>; 2], Option<Expr>) {
+        let and =
+            |a: Option<Expr>, b: Expr| Some(a.map_or(b.clone(), |a| Expr::binary(crate::plan::BinaryOp::And, a, b)));
+        let mut pushed: [Option<Expr>; 2] = [None, None];
+        let mut rest = None;
+        let Some(predicate) = predicate else { return (pushed, rest) };
+        let source =
+            |name: &str| self.schema.fields().iter().position(|f| f.name() == name).and_then(|i| self.sources.get(i));
+        for c in predicate.conjuncts() {
+            let mut columns = Vec::new();
+            c.columns(&mut columns);
+            let sides: Option<Vec<usize>> = columns.iter().map(|n| source(n).map(|(s, _)| *s)).collect();
+            let side = match sides.as_deref() {
+                Some([first, others @ ..]) if others.iter().all(|s| s == first) => Some(*first),
+                _ => None,
+            };
+            match side {
+                Some(s) if s == 0 || self.k == ALL_PAIRS => {
+                    let renamed = c.rename(&|n| source(n).map_or(n.to_string(), |(_, input)| input.clone()));
+                    pushed[s] = and(pushed[s].take(), renamed);
+                }
+                _ => rest = and(rest.take(), c.clone()),
+            }
+        }
+        (pushed, rest)
     }
 }
 

@@ -16,7 +16,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::Float64Type;
 use arrow_array::{Array, ArrayRef, Float64Array, RecordBatch, RecordBatchOptions, UInt32Array, UInt64Array};
 use arrow_schema::{ArrowError, DataType};
-use starflow_dataflow::plan::CrossmatchSpec;
+use starflow_dataflow::plan::{CrossmatchSpec, ROW_ID};
 use starflow_dataflow::timely::dataflow::channels::pact::{Exchange, Pipeline};
 use starflow_dataflow::timely::dataflow::operators::generic::Operator;
 use starflow_dataflow::{Batch, BatchStream, RenderContext, RunError};
@@ -88,11 +88,6 @@ enum Side {
     Right,
 }
 
-/// Row identity columns appended in a self-match (the same catalog on both sides is scanned
-/// alike, so a row has the same batch sequence number and index on both).
-const SEQ: &str = "__xmatch_seq";
-const ROW: &str = "__xmatch_row";
-
 /// Splits each batch by the workers its rows go to (every row to worker 0 when alone).
 fn route<'s>(
     ctx: &RenderContext<'s>,
@@ -126,7 +121,7 @@ fn worker_of(pixel: u64, peers: usize) -> usize {
 /// One batch per destination worker (rows without a position go nowhere).
 fn split(spec: &CrossmatchSpec, side: Side, peers: usize, batch: &Batch) -> Result<Vec<Batch>, ArrowError> {
     let (ra_i, dec_i) = if side == Side::Left { spec.left_radec } else { spec.right_radec };
-    let data = with_identity(spec, batch)?;
+    let data = batch.data.as_ref();
     let ra = as_f64(data.column(ra_i))?;
     let dec = as_f64(data.column(dec_i))?;
     let layer = cdshealpix::nested::get(spec.order);
@@ -200,26 +195,6 @@ fn inside_own_pixel(layer: &cdshealpix::nested::Layer, own: u64, ra: f64, dec: f
         .all(|(da, dd)| layer.hash((ra + da).rem_euclid(360.0).to_radians(), (dec + dd).to_radians()) == own)
 }
 
-/// The batch, with its rows' identity appended in a self-match.
-fn with_identity(spec: &CrossmatchSpec, batch: &Batch) -> Result<RecordBatch, ArrowError> {
-    let data = batch.data.as_ref().clone();
-    if !spec.self_match {
-        return Ok(data);
-    }
-    let n = data.num_rows();
-    let mut fields: Vec<arrow_schema::FieldRef> = data.schema().fields().iter().cloned().collect();
-    fields.push(Arc::new(arrow_schema::Field::new(SEQ, DataType::UInt64, false)));
-    fields.push(Arc::new(arrow_schema::Field::new(ROW, DataType::UInt32, false)));
-    let mut columns = data.columns().to_vec();
-    columns.push(Arc::new(UInt64Array::from(vec![batch.seq; n])));
-    columns.push(Arc::new(UInt32Array::from_iter_values(0..n as u32)));
-    RecordBatch::try_new_with_options(
-        Arc::new(arrow_schema::Schema::new(fields)),
-        columns,
-        &RecordBatchOptions::new().with_row_count(Some(n)),
-    )
-}
-
 fn as_f64(column: &ArrayRef) -> Result<Float64Array, ArrowError> {
     let c = arrow_cast::cast(column, &DataType::Float64)?;
     Ok(c.as_primitive::<Float64Type>().clone())
@@ -237,11 +212,9 @@ fn build_index(spec: &CrossmatchSpec, batches: &[Batch]) -> Result<Zones, ArrowE
     Ok(Zones::new(spec.radius_arcsec / 3600.0, rows.into_iter()))
 }
 
-/// Identity (sequence number, row) of a self-match row, by the appended columns.
-fn identity(batch: &RecordBatch) -> Option<(&UInt64Array, &UInt32Array)> {
-    let seq = batch.column_by_name(SEQ)?.as_any().downcast_ref::<UInt64Array>()?;
-    let row = batch.column_by_name(ROW)?.as_any().downcast_ref::<UInt32Array>()?;
-    Some((seq, row))
+/// The rows' identities in a self-match (the scans' row ids).
+fn identity(batch: &RecordBatch) -> Option<&UInt64Array> {
+    batch.column_by_name(ROW_ID)?.as_any().downcast_ref::<UInt64Array>()
 }
 
 /// The matches of one left batch: (left row, right batch, right row, distance) for each
@@ -255,17 +228,17 @@ fn matches(
     let data = left.data.as_ref();
     let (ra, dec) = (as_f64(data.column(spec.left_radec.0))?, as_f64(data.column(spec.left_radec.1))?);
     let left_id = identity(data);
-    let right_ids: Vec<Option<(&UInt64Array, &UInt32Array)>> = right.iter().map(|b| identity(&b.data)).collect();
+    let right_ids: Vec<Option<&UInt64Array>> = right.iter().map(|b| identity(&b.data)).collect();
     let mut left_rows: Vec<u32> = Vec::new();
     let mut right_rows: Vec<(usize, usize)> = Vec::new();
     let mut dist: Vec<f64> = Vec::new();
     let mut best: Vec<(f64, u32, u32)> = Vec::with_capacity(spec.k.min(64) + 1);
     for i in 0..data.num_rows() {
         best.clear();
-        let me = left_id.map(|(s, r)| (s.value(i), r.value(i)));
+        let me = left_id.map(|ids| ids.value(i));
         zones.search(ra.value(i), dec.value(i), |e, d| {
-            if let (Some(me), Some(Some((s, r)))) = (me, right_ids.get(e.batch as usize))
-                && (s.value(e.row as usize), r.value(e.row as usize)) == me
+            if let (Some(me), Some(Some(ids))) = (me, right_ids.get(e.batch as usize))
+                && ids.value(e.row as usize) == me
             {
                 return; // a row is not its own match
             }
