@@ -238,6 +238,7 @@ pub(crate) fn install_query<R: Renderer>(
             errors: shared.errors.clone(),
             metrics: shared.metrics.clone(),
             count_nodes: profiling.is_some(),
+            gate: None,
         };
         let stream = render_plan(renderer, &ctx, plan)?;
         let stream = if plan.is_gathered() { stream } else { gather(stream, "Gather") };

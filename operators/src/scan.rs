@@ -24,7 +24,7 @@ pub(crate) fn render_scan<'s>(ctx: &RenderContext<'s>, spec: &ScanSpec) -> Resul
     let (index, peers) = (scope.index(), scope.peers());
     let mut partitions =
         spec.partitions.iter().filter(|p| p.index % peers == index).cloned().collect::<Vec<_>>().into_iter();
-    let (errors, metrics) = (ctx.errors.clone(), ctx.metrics.clone());
+    let (errors, metrics, gate) = (ctx.errors.clone(), ctx.metrics.clone(), ctx.gate.clone());
     let spec = spec.clone();
     let name = format!("Scan[{}]", spec.catalog);
     let stream = source::<u64, CapacityContainerBuilder<Vec<Batch>>, _, _>(scope, &name, move |cap, info| {
@@ -36,6 +36,11 @@ pub(crate) fn render_scan<'s>(ctx: &RenderContext<'s>, spec: &ScanSpec) -> Resul
         let mut footer = None;
         move |output| {
             let Some(c) = cap.as_ref() else { return };
+            // Gated: not a row before the gate's stream is complete (looked at every ms).
+            if gate.as_ref().is_some_and(|g| !g.done()) {
+                activator.activate_after(std::time::Duration::from_millis(1));
+                return;
+            }
             let done = errors.failed() || spec.limit.is_some_and(|n| emitted >= n);
             if current.is_none()
                 && !done

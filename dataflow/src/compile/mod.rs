@@ -6,8 +6,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::Probe;
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::{Scope, Stream};
+use timely::dataflow::{ProbeHandle, Scope, Stream};
 
 use crate::batch::Batch;
 use crate::error::RunError;
@@ -84,6 +85,23 @@ pub struct RenderContext<'s> {
     pub metrics: Arc<QueryMetrics>,
     /// Count what comes out of each plan node (profiled queries).
     pub count_nodes: bool,
+    /// Scans start reading only once this probe is done: a crossmatch's left side waits for
+    /// its right side, so that only the right side is ever held.
+    pub gate: Option<ProbeHandle<u64>>,
+}
+
+impl<'s> RenderContext<'s> {
+    /// The same context with scans gated by `gate`.
+    fn gated(&self, gate: ProbeHandle<u64>) -> Self {
+        Self {
+            scope: self.scope,
+            catalogs: self.catalogs.clone(),
+            errors: self.errors.clone(),
+            metrics: self.metrics.clone(),
+            count_nodes: self.count_nodes,
+            gate: Some(gate),
+        }
+    }
 }
 
 /// Renders plan nodes into timely operators. Implemented by `starflow-operators`.
@@ -103,22 +121,42 @@ pub fn render_plan<'s, R: Renderer>(
     ctx: &RenderContext<'s>,
     plan: &Plan,
 ) -> Result<BatchStream<'s>, RunError> {
-    render_node(renderer, ctx, plan, &mut 0)
+    render_node(renderer, ctx, plan, 0)
 }
 
-/// Renders `plan` as node `*next` (pre-order numbering, as [`crate::profile`] lists nodes).
+/// Nodes in the plan (the node and all below it).
+fn size(plan: &Plan) -> usize {
+    1 + plan.inputs().into_iter().map(size).sum::<usize>()
+}
+
+/// Renders `plan` as node `id` (pre-order numbering, as [`crate::profile`] lists nodes).
 fn render_node<'s, R: Renderer>(
     renderer: &R,
     ctx: &RenderContext<'s>,
     plan: &Plan,
-    next: &mut usize,
+    id: usize,
 ) -> Result<BatchStream<'s>, RunError> {
-    let id = *next;
-    *next += 1;
     if let Plan::Workers = plan {
         return Ok(crate::system::render_workers(ctx));
     }
-    let inputs = plan.inputs().into_iter().map(|p| render_node(renderer, ctx, p, next)).collect::<Result<_, _>>()?;
+    let inputs = match plan {
+        // The right side first; the left side's scans wait for it to be complete.
+        Plan::Crossmatch { left, right, .. } => {
+            let probe = ProbeHandle::new();
+            let right = render_node(renderer, ctx, right, id + 1 + size(left))?.probe_with(&probe);
+            let left = render_node(renderer, &ctx.gated(probe), left, id + 1)?;
+            vec![left, right]
+        }
+        _ => {
+            let mut next = id + 1;
+            let mut inputs = Vec::new();
+            for input in plan.inputs() {
+                inputs.push(render_node(renderer, ctx, input, next)?);
+                next += size(input);
+            }
+            inputs
+        }
+    };
     let output = renderer.render(ctx, plan, inputs)?;
     Ok(if ctx.count_nodes { count(output, ctx.metrics.clone(), id) } else { output })
 }
