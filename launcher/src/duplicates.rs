@@ -11,7 +11,6 @@ use anyhow::{Context, Result, bail};
 use arrow_array::cast::AsArray;
 use arrow_array::types::Float64Type;
 use arrow_array::{Array, RecordBatch};
-use arrow_select::concat::concat_batches;
 use clap::Args;
 
 use crate::cli::{DensityArgs, Format};
@@ -79,9 +78,7 @@ pub fn run(args: &DuplicatesArgs) -> Result<()> {
         side(2, &dec),
         args.radius
     );
-    let batches = crate::plot::run(&sql, &catalogs, workers)?;
-    let schema = starflow_dataflow::plan_sql(&sql, &catalogs, &Default::default())?.plan.schema();
-    let pairs = concat_batches(&schema, &batches)?;
+    let pairs = crate::plot::run_table(&sql, &catalogs, workers)?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
     let parquet = args.out.join("pairs.parquet");
     let mut out = Output::open(Format::Parquet, Some(&parquet), pairs.schema())?;

@@ -36,12 +36,13 @@ pub(crate) fn render_scan<'s>(ctx: &RenderContext<'s>, spec: &ScanSpec) -> Resul
         let mut footer = None;
         move |output| {
             let Some(c) = cap.as_ref() else { return };
-            // Gated: not a row before the gate's stream is complete (looked at every ms).
-            if gate.as_ref().is_some_and(|g| !g.done()) {
+            let done = errors.failed() || spec.limit.is_some_and(|n| emitted >= n);
+            // Gated: not a row before the gate's stream is complete (looked at every ms); a
+            // failed or cancelled query stops at once.
+            if !done && gate.as_ref().is_some_and(|g| !g.done()) {
                 activator.activate_after(std::time::Duration::from_millis(1));
                 return;
             }
-            let done = errors.failed() || spec.limit.is_some_and(|n| emitted >= n);
             if current.is_none()
                 && !done
                 && let Some(p) = partitions.next()

@@ -14,6 +14,7 @@ use anyhow::{Context, Result, bail};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
 use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch};
+use arrow_schema::SchemaRef;
 use starflow_dataflow::{CatalogSet, ExecOptions, PlanOptions, plan_sql, run_query};
 use starflow_operators::Operators;
 
@@ -163,15 +164,26 @@ fn bins(spec: Option<&str>, ra_span: f64, dec_span: f64, dec_mid: f64) -> Result
     Ok((1024, ((1024.0 * dec_span / across).round() as usize).clamp(16, 4096)))
 }
 
-/// Runs `sql` on this process's workers.
-pub(crate) fn run(sql: &str, catalogs: &Arc<CatalogSet>, workers: usize) -> Result<Vec<RecordBatch>> {
+/// Runs `sql` on this process's workers: the result's schema and batches.
+fn run_planned(sql: &str, catalogs: &Arc<CatalogSet>, workers: usize) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let planned = plan_sql(sql, catalogs, &PlanOptions::default()).with_context(|| format!("planning {sql}"))?;
     let mut out = Vec::new();
     run_query(&planned.plan, catalogs.clone(), Operators, ExecOptions::local(workers), |b| {
         out.push(b);
         Ok(())
     })?;
-    Ok(out)
+    Ok((planned.plan.schema(), out))
+}
+
+/// Runs `sql` on this process's workers.
+fn run(sql: &str, catalogs: &Arc<CatalogSet>, workers: usize) -> Result<Vec<RecordBatch>> {
+    Ok(run_planned(sql, catalogs, workers)?.1)
+}
+
+/// Runs `sql` on this process's workers: the whole result as one batch.
+pub(crate) fn run_table(sql: &str, catalogs: &Arc<CatalogSet>, workers: usize) -> Result<RecordBatch> {
+    let (schema, batches) = run_planned(sql, catalogs, workers)?;
+    Ok(arrow_select::concat::concat_batches(&schema, &batches)?)
 }
 
 fn floats(c: &ArrayRef) -> Result<Float64Array> {
