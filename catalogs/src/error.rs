@@ -69,6 +69,25 @@ pub enum CatalogError {
         /// The file.
         path: PathBuf,
     },
+    /// A HATS catalog folder is malformed (missing or bad properties, partition list, …).
+    #[error("{path}: {message}")]
+    Hats {
+        /// The file or folder at fault.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A lazily opened file's column disagrees with the catalog schema (reported, with the
+    /// file, as [`CatalogError::SchemaMismatch`]).
+    #[error("column \"{column}\": expected {expected}, found {found}")]
+    LazySchema {
+        /// The column.
+        column: String,
+        /// The catalog's type.
+        expected: String,
+        /// The file's type.
+        found: String,
+    },
     /// Invalid options given to a generator or reader.
     #[error("invalid option: {0}")]
     InvalidOption(String),

@@ -1,10 +1,11 @@
-//! Catalogs at rest: multi-file Parquet catalogs, partitions (file × row groups),
+//! Catalogs at rest: multi-file Parquet catalogs and HATS catalogs, partitions (file × row groups),
 //! row-group pruning and the deterministic DP0.2-shaped demo generator. No timely here.
 #![warn(missing_docs)]
 
 pub mod dp02;
 pub mod dp02_release;
 pub mod error;
+pub mod hats;
 pub mod parquet;
 pub mod partition;
 pub mod release;
@@ -14,4 +15,6 @@ pub use error::{CatalogError, Result};
 pub use parquet::prune::{ColumnBound, ColumnStats};
 pub use parquet::reader::PartitionReader;
 pub use parquet::{CatalogFile, FILE_COLUMN, ParquetCatalog, PruneReport, RowGroupStats, SKY_COLUMNS};
+pub use hats::HatsInfo;
+pub use hats::region::SkyRegion;
 pub use partition::Partition;

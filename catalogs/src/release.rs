@@ -387,7 +387,7 @@ fn open_reusing(
             None => fresh_files.next().expect("one opened file per fresh path"),
         })
         .collect();
-    Ok(ParquetCatalog { name: name.to_string(), files, schema: before.schema.clone(), file_column: false })
+    Ok(ParquetCatalog { name: name.to_string(), files, schema: before.schema.clone(), file_column: false, hats: None })
 }
 
 /// Every column of the previous release must still be there with the same type.

@@ -52,18 +52,26 @@ pub(crate) fn render_scan<'s>(ctx: &RenderContext<'s>, spec: &ScanSpec) -> Resul
                     "scan",
                     catalog = %spec.catalog,
                     file = %catalog.files[p.file].path.display(),
-                    row_groups = ?p.row_groups,
+                    row_groups = tracing::field::Empty,
                     worker = index,
                     bytes = tracing::field::Empty,
                     rows = p.rows,
                 );
                 let opened = span.in_scope(|| {
-                    PartitionReader::open(&catalog, &p, &spec.column_indices, spec.batch_rows, &mut footer)
+                    PartitionReader::open(
+                        &catalog,
+                        &p,
+                        &spec.column_indices,
+                        spec.batch_rows,
+                        &spec.bounds,
+                        &mut footer,
+                    )
                 });
                 match opened {
                     Ok(reader) => {
                         metrics.bytes_read.fetch_add(reader.bytes, Ordering::Relaxed);
                         span.record("bytes", reader.bytes);
+                        span.record("row_groups", reader.row_groups);
                         current = Some((reader, p.index as u64, 0, 0, span))
                     }
                     Err(e) => errors.record(e.into()),

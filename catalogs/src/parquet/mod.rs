@@ -32,6 +32,12 @@ pub struct CatalogFile {
     pub num_rows: u64,
     /// Rows of each row group.
     pub row_group_rows: Vec<u64>,
+    /// The footer was not read when the catalog was opened (a HATS partition): `num_rows`
+    /// and `row_group_rows` are unknown (0, empty), `columns` maps by the common schema, and
+    /// the worker that scans the file reads its footer, finds its columns by name and prunes
+    /// its row groups.
+    #[serde(default)]
+    pub lazy: bool,
 }
 
 impl CatalogFile {
@@ -65,6 +71,9 @@ pub struct ParquetCatalog {
     /// (in `files`) of each row's file. Set by [`ParquetCatalog::with_file_column`].
     #[serde(default)]
     pub file_column: bool,
+    /// A HATS catalog's properties and the pixel of each file (spatial pruning).
+    #[serde(default)]
+    pub hats: Option<Arc<crate::hats::HatsInfo>>,
 }
 
 /// Name of the virtual column that tells which file a row comes from (a view's contribution
@@ -84,6 +93,9 @@ pub struct PruneReport {
     pub row_groups_kept: usize,
     /// Rows in kept row groups.
     pub rows_kept: u64,
+    /// Files whose footers are read by their scanning workers (HATS partitions): row groups
+    /// and rows are unknown at planning.
+    pub lazy_files: usize,
 }
 
 /// RA/Dec column names looked for, in this order (case-insensitive).
@@ -97,9 +109,13 @@ pub const SKY_COLUMNS: &[(&str, &str)] = &[
 ];
 
 impl ParquetCatalog {
-    /// Opens the catalog at `location`: a Parquet file, a folder (every `*.parquet` below it,
-    /// skipping names starting with `_` or `.`), or a glob pattern.
+    /// Opens the catalog at `location`: a HATS catalog or collection folder, a Parquet file,
+    /// a folder (every `*.parquet` below it, skipping names starting with `_` or `.`), or a
+    /// glob pattern.
     pub fn open(name: &str, location: &str) -> Result<Self> {
+        if crate::hats::is_hats(Path::new(location)) {
+            return crate::hats::open(name, Path::new(location));
+        }
         Self::open_files(name, &resolve_paths(location)?)
     }
 
@@ -115,9 +131,10 @@ impl ParquetCatalog {
                 columns,
                 num_rows: f.num_rows,
                 row_group_rows: f.row_groups.iter().map(|rg| rg.rows).collect(),
+                lazy: false,
             })
             .collect();
-        Ok(Self { name: name.to_string(), files, schema, file_column: false })
+        Ok(Self { name: name.to_string(), files, schema, file_column: false, hats: None })
     }
 
     /// The same catalog with the virtual [`FILE_COLUMN`] (Int64) after its columns.
@@ -138,8 +155,12 @@ impl ParquetCatalog {
         Ok(self)
     }
 
-    /// The RA and Dec columns (degrees), found by their usual names ([`SKY_COLUMNS`]).
+    /// The RA and Dec columns (degrees): a HATS catalog's `hats_col_ra`/`hats_col_dec`, else
+    /// found by their usual names ([`SKY_COLUMNS`]).
     pub fn sky_columns(&self) -> Option<(String, String)> {
+        if let Some(h) = &self.hats {
+            return Some((h.ra_column.clone(), h.dec_column.clone()));
+        }
         let find = |name: &str| {
             self.schema.fields().iter().find(|f| f.name().eq_ignore_ascii_case(name)).map(|f| f.name().clone())
         };
@@ -151,18 +172,50 @@ impl ParquetCatalog {
         self.file_column && c + 1 == self.schema.fields().len()
     }
 
-    /// Total rows of the catalog (from footers, no data read).
+    /// Total rows of the catalog (from footers, no data read; a HATS catalog's `hats_nrows`).
     pub fn num_rows(&self) -> u64 {
-        self.files.iter().map(CatalogFile::num_rows).sum()
+        match &self.hats {
+            Some(h) if self.files.iter().any(|f| f.lazy) => h.total_rows.unwrap_or(0),
+            _ => self.files.iter().map(CatalogFile::num_rows).sum(),
+        }
     }
 
     /// Lists the partitions that may hold rows within `bounds`, in catalog order: runs of
     /// consecutive kept row groups of one file, of at most `partition_rows` rows each.
     /// With bounds, the footers are read again (in parallel) for their statistics.
     pub fn partitions(&self, bounds: &[ColumnBound], partition_rows: u64) -> Result<(Vec<Partition>, PruneReport)> {
+        self.partitions_in(bounds, &[], partition_rows)
+    }
+
+    /// [`ParquetCatalog::partitions`] within sky regions as well: a HATS catalog keeps only
+    /// the files whose pixel meets every region (each region's rows must also satisfy the
+    /// query's predicate, which the scan applies). A lazy file (HATS) is one partition whose
+    /// row groups its scanning worker prunes with `bounds` after reading its footer.
+    pub fn partitions_in(
+        &self,
+        bounds: &[ColumnBound],
+        regions: &[crate::hats::region::SkyRegion],
+        partition_rows: u64,
+    ) -> Result<(Vec<Partition>, PruneReport)> {
+        let in_regions: Option<Vec<bool>> = match (&self.hats, regions.is_empty()) {
+            (Some(h), false) => {
+                // Coverage at the catalog's deepest order (at least 6, at most 12) is exact
+                // enough to drop every partition the regions cannot reach.
+                let order = h.max_order().clamp(6, 12);
+                let ranges: Vec<_> = regions.iter().map(|r| r.ranges(order)).collect();
+                Some(
+                    (0..self.files.len())
+                        .map(|f| ranges.iter().all(|r| crate::hats::region::overlaps(r, &h.file_range(f))))
+                        .collect(),
+                )
+            }
+            _ => None,
+        };
+        let file_kept = |f: usize| in_regions.as_ref().is_none_or(|k| k[f]);
         // With bounds: which row groups may match, decided per file as its footer is read, so
-        // the statistics themselves are never all in memory at once.
-        let kept: Option<Vec<Vec<bool>>> = if bounds.is_empty() {
+        // the statistics themselves are never all in memory at once (lazy files: by their
+        // scanning worker).
+        let kept: Option<Vec<Vec<bool>>> = if bounds.is_empty() || self.files.iter().all(|f| f.lazy) {
             None
         } else {
             let paths: Vec<PathBuf> = self.files.iter().map(|f| f.path.clone()).collect();
@@ -179,8 +232,20 @@ impl ParquetCatalog {
             files_kept: 0,
             row_groups_kept: 0,
             rows_kept: 0,
+            lazy_files: self.files.iter().filter(|f| f.lazy).count(),
         };
         for (file_index, file) in self.files.iter().enumerate() {
+            if file.lazy {
+                if file_kept(file_index) {
+                    report.files_kept += 1;
+                    partitions.push(Partition { index: 0, file: file_index, row_groups: 0..usize::MAX, rows: 0 });
+                }
+                continue;
+            }
+            if !file_kept(file_index) {
+                report.row_groups_total += file.row_group_rows.len();
+                continue;
+            }
             let mut kept_any = false;
             let mut run: Option<Partition> = None;
             for (rg, &rows) in file.row_group_rows.iter().enumerate() {

@@ -10,7 +10,8 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
 use crate::error::{CatalogError, Result};
-use crate::parquet::{ParquetCatalog, load_footer};
+use crate::parquet::prune::{ColumnBound, ColumnStats, row_group_may_match};
+use crate::parquet::{ParquetCatalog, RowGroupStats, load_footer};
 use crate::partition::Partition;
 
 /// Streams the record batches of one partition with the catalog columns `columns` (indices
@@ -29,23 +30,48 @@ pub struct PartitionReader {
     path: std::path::PathBuf,
     /// Compressed bytes of the column chunks this partition reads.
     pub bytes: u64,
+    /// Row groups this partition reads.
+    pub row_groups: usize,
 }
 
 impl PartitionReader {
     /// Opens `partition` of `catalog`, reading only `columns`, in batches of `batch_rows`.
     /// `footer` caches the last footer this reader's worker decoded (partitions of one
-    /// file usually follow each other).
+    /// file usually follow each other). A lazy file's row groups are pruned here with
+    /// `bounds` (other files were pruned when the partitions were listed).
     pub fn open(
         catalog: &ParquetCatalog,
         partition: &Partition,
         columns: &[usize],
         batch_rows: usize,
+        bounds: &[ColumnBound],
         footer: &mut Option<(usize, ArrowReaderMetadata)>,
     ) -> Result<Self> {
         let file = &catalog.files[partition.file];
         let schema =
             Arc::new(Schema::new(columns.iter().map(|&c| catalog.schema.field(c).clone()).collect::<Vec<_>>()));
-        let root = |c: usize| if catalog.is_file_column(c) { None } else { file.columns[c] };
+        let needs_footer = file.lazy || columns.iter().any(|&c| !catalog.is_file_column(c) && file.columns[c].is_some());
+        let metadata = if needs_footer {
+            Some(match footer {
+                Some((f, m)) if *f == partition.file => m.clone(),
+                _ => {
+                    let m = load_footer(&file.path)?;
+                    check_unchanged(catalog, partition.file, &m)?;
+                    *footer = Some((partition.file, m.clone()));
+                    m
+                }
+            })
+        } else {
+            None
+        };
+        // A lazy file's columns are found by name in its own footer.
+        let lazy_roots: Option<Vec<Option<usize>>> =
+            metadata.as_ref().filter(|_| file.lazy).map(|m| lazy_columns(catalog, m)).transpose()?;
+        let root = |c: usize| match (&lazy_roots, catalog.is_file_column(c)) {
+            (_, true) => None,
+            (Some(r), false) => r[c],
+            (None, false) => file.columns[c],
+        };
         let mut roots: Vec<usize> = columns.iter().filter_map(|&c| root(c)).collect();
         roots.sort_unstable();
         roots.dedup();
@@ -57,43 +83,69 @@ impl PartitionReader {
                 None => Source::Null,
             })
             .collect();
-        if roots.is_empty() {
+        // The row groups to read: the partition's, or (lazy) every one its statistics keep.
+        let row_groups: Vec<usize> = match (&metadata, file.lazy) {
+            (Some(m), true) => {
+                let parquet = m.metadata();
+                let flat = parquet.file_metadata().schema_descr().num_columns() == m.schema().fields().len();
+                let column_of = |name: &str| {
+                    let c = catalog.schema.index_of(name).ok()?;
+                    // Nested schemas: leaf statistics do not line up with roots (unknown).
+                    lazy_roots.as_ref().and_then(|r| r[c]).map(|i| if flat { i } else { usize::MAX })
+                };
+                parquet
+                    .row_groups()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, rg)| {
+                        bounds.is_empty() || {
+                            let stats = RowGroupStats {
+                                rows: rg.num_rows() as u64,
+                                columns: (0..rg.num_columns())
+                                    .map(|i| ColumnStats::of(rg.column(i).statistics(), rg.num_rows() as u64))
+                                    .collect(),
+                            };
+                            row_group_may_match(&stats, bounds, column_of)
+                        }
+                    })
+                    .map(|(i, _)| i)
+                    .collect()
+            }
+            _ => partition.row_groups.clone().collect(),
+        };
+        let (Some(metadata), false) = (&metadata, roots.is_empty()) else {
+            let rows = match (&metadata, file.lazy) {
+                (Some(m), true) => row_groups.iter().map(|&rg| m.metadata().row_group(rg).num_rows() as u64).sum(),
+                _ => partition.rows,
+            };
             return Ok(Self {
                 inner: None,
                 schema,
                 positions,
                 file: partition.file,
-                rows_without_columns: partition.rows,
+                rows_without_columns: rows,
                 batch_rows,
                 path: file.path.clone(),
                 bytes: 0,
+                row_groups: row_groups.len(),
             });
-        }
-        let metadata = match footer {
-            Some((f, m)) if *f == partition.file => m.clone(),
-            _ => {
-                let m = load_footer(&file.path)?;
-                check_unchanged(catalog, partition.file, &m)?;
-                *footer = Some((partition.file, m.clone()));
-                m
-            }
         };
         let parquet = metadata.metadata();
         let descr = parquet.file_metadata().schema_descr();
-        let bytes = partition
-            .row_groups
-            .clone()
-            .filter_map(|rg| parquet.row_groups().get(rg))
+        let bytes = row_groups
+            .iter()
+            .filter_map(|&rg| parquet.row_groups().get(rg))
             .flat_map(|rg| rg.columns().iter().enumerate())
             .filter(|(leaf, _)| roots.binary_search(&descr.get_column_root_idx(*leaf)).is_ok())
             .map(|(_, chunk)| chunk.compressed_size().max(0) as u64)
             .sum();
         let handle = File::open(&file.path).map_err(|source| CatalogError::Io { path: file.path.clone(), source })?;
-        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(handle, metadata);
+        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(handle, metadata.clone());
         let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
+        let count = row_groups.len();
         let reader = builder
             .with_projection(mask)
-            .with_row_groups(partition.row_groups.clone().collect())
+            .with_row_groups(row_groups)
             .with_batch_size(batch_rows)
             .build()
             .map_err(|source| CatalogError::Parquet { path: file.path.clone(), source })?;
@@ -106,6 +158,7 @@ impl PartitionReader {
             batch_rows,
             path: file.path.clone(),
             bytes,
+            row_groups: count,
         })
     }
 
@@ -160,9 +213,52 @@ impl PartitionReader {
     }
 }
 
+/// Where each catalog column is in a lazy file (by name); a column of another type, or a
+/// missing column the schema says is never null, is an error naming the file.
+fn lazy_columns(catalog: &ParquetCatalog, metadata: &ArrowReaderMetadata) -> Result<Vec<Option<usize>>> {
+    let schema = metadata.schema();
+    catalog
+        .schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(c, field)| {
+            if catalog.is_file_column(c) {
+                return Ok(None);
+            }
+            match schema.index_of(field.name()) {
+                Ok(i) if schema.field(i).data_type() == field.data_type() => Ok(Some(i)),
+                Ok(i) => Err(CatalogError::LazySchema {
+                    column: field.name().clone(),
+                    expected: field.data_type().to_string(),
+                    found: schema.field(i).data_type().to_string(),
+                }),
+                Err(_) if field.is_nullable() => Ok(None),
+                Err(_) => Err(CatalogError::LazySchema {
+                    column: field.name().clone(),
+                    expected: field.data_type().to_string(),
+                    found: "no such column (and the column is not nullable)".into(),
+                }),
+            }
+        })
+        .collect()
+}
+
 /// Fails when a file no longer has the columns it had when the catalog was opened.
 fn check_unchanged(catalog: &ParquetCatalog, file: usize, metadata: &ArrowReaderMetadata) -> Result<()> {
     let f = &catalog.files[file];
+    if f.lazy {
+        return lazy_columns(catalog, metadata).map(|_| ()).map_err(|e| match e {
+            CatalogError::LazySchema { column, expected, found } => CatalogError::SchemaMismatch {
+                column,
+                first: catalog.hats.as_ref().map(|h| h.root.join("dataset/_common_metadata")).unwrap_or_default(),
+                first_type: expected,
+                second: f.path.clone(),
+                second_type: found,
+            },
+            other => other,
+        });
+    }
     let schema = metadata.schema();
     let rows = metadata.metadata().file_metadata().num_rows() as u64;
     let same = rows == f.num_rows
@@ -201,7 +297,7 @@ mod tests {
         for columns in [vec![file_column, 0], vec![file_column]] {
             let mut rows_per_file = vec![0u64; catalog.files.len()];
             for p in &partitions {
-                let mut reader = PartitionReader::open(&catalog, p, &columns, 256, &mut None).unwrap();
+                let mut reader = PartitionReader::open(&catalog, p, &columns, 256, &[], &mut None).unwrap();
                 while let Some(batch) = reader.next_batch().unwrap() {
                     let files = batch.column(0).as_primitive::<Int64Type>();
                     assert!(files.values().iter().all(|&f| f == p.file as i64));

@@ -71,6 +71,15 @@ fn node(plan: &Plan, depth: usize, workers: usize, out: &mut String) {
                     .collect();
                 let _ = writeln!(out, "{pad}  pruning bounds: {}", bounds.join(", "));
             }
+            if p.lazy_files > 0 {
+                let _ = writeln!(
+                    out,
+                    "{pad}  HEALPix partitions: {} of {} kept ({} pruned by sky region); row groups pruned by each worker from its partitions' footers",
+                    p.files_kept,
+                    p.files_total,
+                    p.files_total - p.files_kept,
+                );
+            } else {
             let _ = writeln!(
                 out,
                 "{pad}  files: {} of {} kept ({} pruned); row groups: {} of {} kept ({} pruned); {} rows to read",
@@ -82,6 +91,7 @@ fn node(plan: &Plan, depth: usize, workers: usize, out: &mut String) {
                 p.row_groups_total - p.row_groups_kept,
                 p.rows_kept
             );
+            }
             if let Some(n) = s.limit {
                 let _ = writeln!(out, "{pad}  early stop: each worker stops after {n} matching rows");
             }

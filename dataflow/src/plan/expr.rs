@@ -139,6 +139,9 @@ pub enum Func {
     InCircle,
     /// `CONTAINS(POINT(ra, dec), BOX(ra0, dec0, w, h))`: args ra, dec, ra0, dec0, w, h (degrees)
     InBox,
+    /// `CONTAINS(POINT(ra, dec), POLYGON(ra1, dec1, ra2, dec2, ra3, dec3, …))`: args ra, dec,
+    /// then the vertices (constants, degrees); edges are great-circle arcs
+    InPolygon,
     /// `DISTANCE(POINT(ra1, dec1), POINT(ra2, dec2))` in degrees
     Distance,
     /// `HEALPIX(order, ra, dec)`: the nested-scheme HEALPix pixel of (ra, dec) at `order`
@@ -195,6 +198,7 @@ impl Func {
         "POINT",
         "CIRCLE",
         "BOX",
+        "POLYGON",
         "COUNT",
         "SUM",
         "AVG",
@@ -210,6 +214,7 @@ impl Func {
             Self::Round => &[1, 2],
             Self::InCircle => &[5],
             Self::InBox => &[6],
+            Self::InPolygon => &[8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 40, 42],
             Self::Distance => &[4],
             Self::Healpix => &[3],
             Self::Healpix29 | Self::HealpixRa | Self::HealpixDec => &[2],
@@ -391,7 +396,7 @@ impl Expr {
                     expect_numeric(&a.data_type(schema)?, a)?;
                 }
                 match func {
-                    Func::InCircle | Func::InBox => DataType::Boolean,
+                    Func::InCircle | Func::InBox | Func::InPolygon => DataType::Boolean,
                     Func::Abs if args[0].data_type(schema)?.is_integer() => DataType::Int64,
                     Func::Healpix => {
                         healpix_order(&args[0]).map_err(PlanError::Type)?;
@@ -484,6 +489,10 @@ impl fmt::Display for Expr {
                     }
                     Func::InBox => {
                         write!(f, "CONTAINS(POINT({}, {}), BOX({}, {}, {}, {}))", a[0], a[1], a[2], a[3], a[4], a[5])
+                    }
+                    Func::InPolygon => {
+                        let v: Vec<String> = a[2..].iter().map(ToString::to_string).collect();
+                        write!(f, "CONTAINS(POINT({}, {}), POLYGON({}))", a[0], a[1], v.join(", "))
                     }
                     Func::Distance => {
                         write!(f, "DISTANCE(POINT({}, {}), POINT({}, {}))", a[0], a[1], a[2], a[3])

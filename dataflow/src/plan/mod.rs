@@ -131,6 +131,7 @@ impl From<&starflow_catalogs::PruneReport> for PruningSummary {
             row_groups_total: r.row_groups_total,
             row_groups_kept: r.row_groups_kept,
             rows_kept: r.rows_kept,
+            lazy_files: r.lazy_files,
         }
     }
 }
@@ -148,6 +149,9 @@ pub struct PruningSummary {
     pub row_groups_kept: usize,
     /// Rows in kept row groups.
     pub rows_kept: u64,
+    /// Files (HATS partitions) whose row groups each scanning worker prunes from the footer.
+    #[serde(default)]
+    pub lazy_files: usize,
 }
 
 /// Output columns of a projection.

@@ -1,7 +1,7 @@
 //! Derives row-group pruning bounds from the conjuncts of a `WHERE` predicate.
 
 use arrow_schema::{DataType, Schema};
-use starflow_catalogs::ColumnBound;
+use starflow_catalogs::{ColumnBound, SkyRegion};
 
 use crate::plan::{BinaryOp, Expr, Func, Literal};
 
@@ -58,6 +58,38 @@ pub(crate) fn bounds_of(predicate: &Expr, schema: &Schema) -> Vec<ColumnBound> {
     out
 }
 
+/// The sky regions (cone, box, polygon with constant shapes) the conjuncts of `predicate`
+/// confine positions (`ra`, `dec`) to: a HATS catalog reads only the pixels they reach.
+pub(crate) fn regions_of(predicate: &Expr, ra: &str, dec: &str) -> Vec<SkyRegion> {
+    let mut out = Vec::new();
+    for conjunct in predicate.conjuncts() {
+        let Expr::Call { func, args } = conjunct else { continue };
+        if !matches!(func, Func::InCircle | Func::InBox | Func::InPolygon) {
+            continue;
+        }
+        let on_position = matches!((&args[0], &args[1]), (Expr::Column(a), Expr::Column(d)) if a == ra && d == dec);
+        let Some(c) = args[2..].iter().map(constant).collect::<Option<Vec<f64>>>() else { continue };
+        if !on_position || c.iter().any(|v| !v.is_finite()) {
+            continue;
+        }
+        out.push(match func {
+            Func::InCircle => SkyRegion::Cone { ra: c[0], dec: c[1], radius: c[2] },
+            Func::InBox => SkyRegion::Box { ra: c[0], dec: c[1], width: c[2], height: c[3] },
+            _ => SkyRegion::Polygon(c.chunks(2).map(|v| (v[0], v[1])).collect()),
+        });
+    }
+    out
+}
+
+/// A numeric constant (a literal, possibly negated).
+pub(crate) fn constant(e: &Expr) -> Option<f64> {
+    match e {
+        Expr::Literal(l) => l.as_f64(),
+        Expr::Negate(inner) => constant(inner).map(|v| -v),
+        _ => None,
+    }
+}
+
 /// The RA/Dec bounding box of a cone or box with constant centre and size.
 fn sky_bounds(func: Func, args: &[Expr], numeric: &dyn Fn(&str) -> bool) -> Vec<ColumnBound> {
     let (Expr::Column(ra), Expr::Column(dec)) = (&args[0], &args[1]) else { return vec![] };
@@ -66,10 +98,7 @@ fn sky_bounds(func: Func, args: &[Expr], numeric: &dyn Fn(&str) -> bool) -> Vec<
     }
     let consts: Option<Vec<f64>> = args[2..]
         .iter()
-        .map(|a| match a {
-            Expr::Literal(l) => l.as_f64(),
-            _ => None,
-        })
+        .map(constant)
         .collect();
     let Some(c) = consts else { return vec![] };
     let (ra0, dec0) = (c[0], c[1]);

@@ -150,7 +150,7 @@ impl Scope<'_> {
         if matches!(op, BinaryOp::Eq | BinaryOp::NotEq) {
             for (geo, other) in [(&l, &r), (&r, &l)] {
                 if let (
-                    Expr::Call { func: Func::InCircle | Func::InBox, .. },
+                    Expr::Call { func: Func::InCircle | Func::InBox | Func::InPolygon, .. },
                     Expr::Literal(Literal::Int(v @ (0 | 1))),
                 ) = (geo, other)
                 {
@@ -173,17 +173,22 @@ impl Scope<'_> {
                 let [point, shape] = exact::<2>(&name, &args)?;
                 let point = self.geometry(point, "POINT", &[2], in_agg)?;
                 let (shape_name, shape_args) = geometry_name(shape)?;
-                let (func, arity) = match shape_name.as_str() {
-                    "CIRCLE" => (Func::InCircle, 3),
-                    "BOX" => (Func::InBox, 4),
+                let (func, arity): (Func, Vec<usize>) = match shape_name.as_str() {
+                    "CIRCLE" => (Func::InCircle, vec![3]),
+                    "BOX" => (Func::InBox, vec![4]),
+                    // 3 to 20 vertices, two numbers each.
+                    "POLYGON" => (Func::InPolygon, (6..=40).step_by(2).collect()),
                     other => {
                         return Err(PlanError::Unsupported(format!(
-                            "CONTAINS with {other}: only CIRCLE and BOX are supported"
+                            "CONTAINS with {other}: only CIRCLE, BOX and POLYGON are supported"
                         )));
                     }
                 };
                 let _ = shape_args;
-                let shape = self.geometry(shape, &shape_name, &[arity], in_agg)?;
+                let shape = self.geometry(shape, &shape_name, &arity, in_agg)?;
+                if func == Func::InPolygon && shape.iter().any(|v| super::bounds::constant(v).is_none()) {
+                    return Err(PlanError::Type(format!("POLYGON vertices must be numeric constants: {shape_name} in {f}")));
+                }
                 Ok(Expr::Call { func, args: point.into_iter().chain(shape).collect() })
             }
             "DISTANCE" => {

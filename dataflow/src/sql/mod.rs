@@ -281,7 +281,8 @@ fn plan_query(query: &ast::Query, catalogs: &CatalogSet, options: &PlanOptions) 
     ));
 
     let bounds = predicate.as_ref().map(|p| bounds::bounds_of(p, &schema)).unwrap_or_default();
-    let (partitions, report) = catalog.partitions(&bounds, options.partition_rows)?;
+    let regions = sky_regions(&catalog, predicate.as_ref());
+    let (partitions, report) = catalog.partitions_in(&bounds, &regions, options.partition_rows)?;
     let scan_limit = if !aggregate && sort_keys.is_empty() { limit } else { None };
     let plan = Plan::Scan(ScanSpec {
         catalog: catalog.name.clone(),
@@ -298,6 +299,14 @@ fn plan_query(query: &ast::Query, catalogs: &CatalogSet, options: &PlanOptions) 
         schema: scan_schema,
     });
     finish(plan, items, keys, aggs, having, sort_keys, limit, aggregate)
+}
+
+/// The sky regions a predicate confines a HATS catalog's positions to (none for others).
+pub(crate) fn sky_regions(catalog: &starflow_catalogs::ParquetCatalog, predicate: Option<&Expr>) -> Vec<starflow_catalogs::SkyRegion> {
+    match (&catalog.hats, predicate) {
+        (Some(h), Some(p)) => bounds::regions_of(p, &h.ra_column, &h.dec_column),
+        _ => vec![],
+    }
 }
 
 /// What `FROM` reads.

@@ -193,7 +193,8 @@ impl Xmatch {
                 fields.push(Field::new(crate::plan::ROW_ID, DataType::UInt64, false));
             }
             let bounds = predicate.as_ref().map(|p| super::bounds::bounds_of(p, &catalog.schema)).unwrap_or_default();
-            let (partitions, report) = catalog.partitions(&bounds, options.partition_rows)?;
+            let regions = super::sky_regions(catalog, predicate.as_ref());
+            let (partitions, report) = catalog.partitions_in(&bounds, &regions, options.partition_rows)?;
             let position = |name: &str| columns.iter().position(|c| c == name).expect("read");
             specs.push((
                 (position(ra), position(dec)),

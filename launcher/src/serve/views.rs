@@ -55,6 +55,7 @@ fn contributions(
         files,
         schema: catalog.schema.clone(),
         file_column: false,
+        hats: None,
     };
     let mut out: HashMap<u64, Vec<ViewRecord>> = files.iter().map(|f| (tagged(f.partition, side), vec![])).collect();
     if files.is_empty() {

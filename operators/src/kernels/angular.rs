@@ -70,6 +70,13 @@ pub fn in_box(n: usize, ra: Operand, dec: Operand, ra0: Operand, dec0: Operand, 
         .collect()
 }
 
+/// `true` where (ra, dec) lies inside the spherical polygon of `vertices` (great-circle
+/// edges; cdshealpix's test, the one HATS pixel pruning uses); NaN coordinates are outside.
+pub fn in_polygon(n: usize, ra: Operand, dec: Operand, vertices: &[(f64, f64)]) -> Vec<bool> {
+    let polygon = starflow_catalogs::hats::region::PolygonTest::new(vertices);
+    (0..n).map(|i| polygon.contains(ra.at(i), dec.at(i))).collect()
+}
+
 /// Wraps an angle difference into [-180, 180).
 #[inline]
 pub fn wrap180(x: f64) -> f64 {

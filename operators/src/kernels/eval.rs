@@ -386,5 +386,16 @@ fn call(func: Func, args: &[Expr], batch: &RecordBatch) -> Result<Val, ArrowErro
             };
             wrap(Arc::new(BooleanArray::new(BooleanBuffer::from(v), nulls)))
         }
+        Func::InPolygon => {
+            let vertices: Vec<(f64, f64)> = ops[2..]
+                .chunks(2)
+                .map(|v| match (v[0], v[1]) {
+                    (Operand::Const(ra), Operand::Const(dec)) => Ok((ra, dec)),
+                    _ => Err(ArrowError::InvalidArgumentError("POLYGON vertices must be constants".into())),
+                })
+                .collect::<Result<_, _>>()?;
+            let v = angular::in_polygon(n, ops[0], ops[1], &vertices);
+            wrap(Arc::new(BooleanArray::new(BooleanBuffer::from(v), nulls)))
+        }
     })
 }
