@@ -5,6 +5,7 @@
 mod aggregate;
 mod crossmatch;
 mod filter;
+mod hats_write;
 pub mod kernels;
 mod limit;
 mod project;
@@ -40,6 +41,7 @@ impl Renderer for Operators {
                 let (left, right) = (need()?, need()?);
                 crossmatch::render_crossmatch(ctx, left, right, spec)
             }
+            Plan::HatsWrite { spec, .. } => hats_write::render_hats_write(ctx, need()?, spec),
             Plan::Workers => {
                 return Err(RunError::Internal("the Workers system table is rendered by the compiler".into()));
             }

@@ -8,6 +8,7 @@
 //! read by the worker that scans it ([`CatalogFile::lazy`]). A collection folder
 //! (`collection.properties`) opens its primary catalog.
 
+pub mod alignment;
 pub mod properties;
 pub mod region;
 

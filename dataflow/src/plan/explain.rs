@@ -179,6 +179,19 @@ fn node(plan: &Plan, depth: usize, workers: usize, out: &mut String) {
             node(left, depth + 1, workers, out);
             node(right, depth + 1, workers, out);
         }
+        Plan::HatsWrite { input, spec } => {
+            let _ = writeln!(
+                out,
+                "{pad}HatsWrite: {} partitions into {}{} (exchange by partition; each worker sorts and writes its own)",
+                spec.partitions.len(),
+                spec.out.display(),
+                match &spec.margin_out {
+                    Some(m) => format!(", {}\" margins into {}", spec.margin_arcsec, m.display()),
+                    None => String::new(),
+                }
+            );
+            node(input, depth + 1, workers, out);
+        }
     }
 }
 

@@ -3,12 +3,14 @@
 
 pub mod explain;
 pub mod expr;
+pub mod hats;
 
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
 use starflow_catalogs::{ColumnBound, Partition};
 
 pub use expr::{BinaryOp, Expr, Func, Literal};
+pub use hats::HatsWriteSpec;
 
 /// A query plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,6 +62,13 @@ pub enum Plan {
         right: Box<Plan>,
         /// Radius, k, columns.
         spec: CrossmatchSpec,
+    },
+    /// Write the input into a HATS catalog's partitions (`starflow hats import`).
+    HatsWrite {
+        /// The rows, with their row ids.
+        input: Box<Plan>,
+        /// Partitions, folders, margin.
+        spec: HatsWriteSpec,
     },
 }
 
@@ -277,6 +286,7 @@ impl Plan {
             Plan::Filter { input, .. } | Plan::Sort { input, .. } | Plan::Limit { input, .. } => input.schema(),
             Plan::Workers => crate::system::workers_schema(),
             Plan::Crossmatch { spec, .. } => spec.schema.clone(),
+            Plan::HatsWrite { .. } => hats::hats_write_schema(),
         }
     }
 
@@ -295,7 +305,8 @@ impl Plan {
             | Plan::Project { input, .. }
             | Plan::Aggregate { input, .. }
             | Plan::Sort { input, .. }
-            | Plan::Limit { input, .. } => Some(input),
+            | Plan::Limit { input, .. }
+            | Plan::HatsWrite { input, .. } => Some(input),
             Plan::Scan(_) | Plan::Workers | Plan::Crossmatch { .. } => None,
         }
     }
@@ -318,7 +329,7 @@ impl Plan {
         match self {
             Plan::Sort { .. } | Plan::Limit { .. } | Plan::Workers => true,
             Plan::Project { input, .. } | Plan::Filter { input, .. } => input.is_gathered(),
-            Plan::Scan(_) | Plan::Aggregate { .. } | Plan::Crossmatch { .. } => false,
+            Plan::Scan(_) | Plan::Aggregate { .. } | Plan::Crossmatch { .. } | Plan::HatsWrite { .. } => false,
         }
     }
 }

@@ -335,7 +335,7 @@ fn top_k(
 fn contains_aggregate(plan: &Plan) -> bool {
     match plan {
         Plan::Aggregate { .. } => true,
-        Plan::Scan(_) | Plan::Workers | Plan::Crossmatch { .. } => false,
+        Plan::Scan(_) | Plan::Workers | Plan::Crossmatch { .. } | Plan::HatsWrite { .. } => false,
         Plan::Filter { input, .. }
         | Plan::Project { input, .. }
         | Plan::Sort { input, .. }

@@ -184,7 +184,7 @@ fn split(spec: &CrossmatchSpec, side: Side, peers: usize, batch: &Batch) -> Resu
 /// 4 points on a circle of radius √2·r, 90° apart, would lie beyond it, in another pixel (10 %
 /// more for the edges' curvature and the flat offsets). Near the poles, where flat offsets
 /// fail, it says no.
-fn inside_own_pixel(layer: &cdshealpix::nested::Layer, own: u64, ra: f64, dec: f64, radius: f64) -> bool {
+pub(crate) fn inside_own_pixel(layer: &cdshealpix::nested::Layer, own: u64, ra: f64, dec: f64, radius: f64) -> bool {
     let reach = 1.1 * std::f64::consts::SQRT_2 * radius;
     if dec.abs() + reach > 85.0 || reach > 0.5 {
         return false;
