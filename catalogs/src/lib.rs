@@ -12,9 +12,9 @@ pub mod release;
 pub mod schema_serde;
 
 pub use error::{CatalogError, Result};
+pub use hats::HatsInfo;
+pub use hats::region::SkyRegion;
 pub use parquet::prune::{ColumnBound, ColumnStats};
 pub use parquet::reader::PartitionReader;
 pub use parquet::{CatalogFile, FILE_COLUMN, ParquetCatalog, PruneReport, RowGroupStats, SKY_COLUMNS};
-pub use hats::HatsInfo;
-pub use hats::region::SkyRegion;
 pub use partition::Partition;

@@ -53,6 +53,11 @@ pub enum Command {
     /// Pairs of rows closer than a radius (a self-crossmatch): pairs.parquet, their sky
     /// distribution (pairs.png) and a summary.
     Duplicates(crate::duplicates::DuplicatesArgs),
+    /// HATS catalogs (HEALPix-partitioned Parquet, as LSDB reads them).
+    Hats {
+        #[command(subcommand)]
+        what: HatsCommand,
+    },
     /// Plots of catalogs.
     Plot {
         #[command(subcommand)]
@@ -63,6 +68,13 @@ pub enum Command {
         #[command(subcommand)]
         what: SlurmCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HatsCommand {
+    /// Partition a catalog into a HATS catalog (adaptive HEALPix order by row count, as
+    /// hats-import does) with an optional margin catalog, in a dataflow over all workers.
+    Import(crate::hats::HatsImportArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,6 +6,7 @@ mod cli;
 mod cluster;
 mod connection;
 mod duplicates;
+mod hats;
 mod output;
 mod plot;
 mod progress;
@@ -56,6 +57,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Bench(args) => bench::run(&args),
         cli::Command::Plot { what: cli::PlotCommand::Density(args) } => plot::density(&args),
         cli::Command::Duplicates(args) => duplicates::run(&args),
+        cli::Command::Hats { what: cli::HatsCommand::Import(args) } => hats::import(&args),
         cli::Command::Slurm { what: cli::SlurmCommand::Script(a) } => {
             let options = bootstrap::script::ScriptOptions {
                 nodes: a.nodes,

@@ -32,7 +32,11 @@ use crate::crossmatch::inside_own_pixel;
 type Key = (u32, bool);
 
 /// Renders the routing and the writing.
-pub(crate) fn render_hats_write<'s>(ctx: &RenderContext<'s>, input: BatchStream<'s>, spec: &HatsWriteSpec) -> BatchStream<'s> {
+pub(crate) fn render_hats_write<'s>(
+    ctx: &RenderContext<'s>,
+    input: BatchStream<'s>,
+    spec: &HatsWriteSpec,
+) -> BatchStream<'s> {
     let peers = ctx.scope.peers() as u64;
     let index = ctx.scope.index();
     let (route_spec, errors) = (Arc::new(spec.clone()), ctx.errors.clone());
@@ -42,7 +46,9 @@ pub(crate) fn render_hats_write<'s>(ctx: &RenderContext<'s>, input: BatchStream<
                 let mut session = output.session(&cap);
                 for batch in data.drain(..) {
                     match route(&route_spec, &batch.data, peers) {
-                        Ok(parts) => session.give_iterator(parts.into_iter().map(|(w, b)| Batch::new(b, batch.seq).routed(w))),
+                        Ok(parts) => {
+                            session.give_iterator(parts.into_iter().map(|(w, b)| Batch::new(b, batch.seq).routed(w)))
+                        }
                         Err(e) => errors.record(e),
                     }
                 }
@@ -132,7 +138,8 @@ fn route(spec: &HatsWriteSpec, data: &RecordBatch, peers: u64) -> Result<Vec<(u6
         let (lon, lat) = (a.rem_euclid(360.0).to_radians(), d.to_radians());
         let h = layer29.hash(lon, lat);
         healpix.push(h as i64);
-        let own = find(h).ok_or_else(|| RunError::Internal(format!("no partition holds pixel {h} (RA {a}, Dec {d})")))?;
+        let own =
+            find(h).ok_or_else(|| RunError::Internal(format!("no partition holds pixel {h} (RA {a}, Dec {d})")))?;
         targets.push((i as u32, own, false));
         if let Some(r) = margin
             && !inside_own_pixel(deep, deep.hash(lon, lat), a, d, r)
@@ -226,10 +233,8 @@ impl Spool {
 
     /// Writes the largest in-memory partition to an IPC file.
     fn spill_largest(&mut self) -> Result<(), RunError> {
-        let Some((&key, _)) = self
-            .memory
-            .iter()
-            .max_by_key(|(_, b)| b.iter().map(RecordBatch::get_array_memory_size).sum::<usize>())
+        let Some((&key, _)) =
+            self.memory.iter().max_by_key(|(_, b)| b.iter().map(RecordBatch::get_array_memory_size).sum::<usize>())
         else {
             self.held = 0;
             return Ok(());
@@ -316,7 +321,8 @@ fn write_partition(spec: &HatsWriteSpec, key: Key, batches: Vec<RecordBatch>) ->
         .set_max_row_group_row_count(Some(spec.row_group_rows.max(1)))
         .set_compression(parquet::basic::Compression::SNAPPY)
         .build();
-    let parquet = |source: parquet::errors::ParquetError| RunError::Internal(format!("writing {}: {source}", path.display()));
+    let parquet =
+        |source: parquet::errors::ParquetError| RunError::Internal(format!("writing {}: {source}", path.display()));
     let mut writer = ArrowWriter::try_new(file, out.schema(), Some(props)).map_err(parquet)?;
     writer.write(&out).map_err(parquet)?;
     writer.close().map_err(parquet)?;

@@ -10,6 +10,7 @@ mod errors;
 mod formats;
 mod geometry;
 mod golden;
+mod hats;
 mod healpix;
 mod locations;
 mod processes;

@@ -1,7 +1,8 @@
 //! The partitioning of a catalog into HATS pixels from its row counts at the highest order:
 //! hats-import's default (`drop_empty_siblings`), so both tools cut a catalog the same way.
 //!
-//! Going from order `highest − 1` down to `lowest`, a pixel whose children hold at most
+//! The starting order is the shallowest at which no pixel holds more than `threshold` rows
+//! (hats-import's `use_lower_order`). Going from that order − 1 down to `lowest`, a pixel whose children hold at most
 //! `threshold` rows in all, and not all in a single child, becomes one partition for its whole
 //! area (a lower order overrides a higher one); a highest-order pixel no ancestor takes is a
 //! partition of its own.
@@ -38,6 +39,12 @@ pub fn alignment(
             *lower[order].entry(p >> 2).or_default() += n;
         }
     }
+    // hats-import's `use_lower_order`: start from the shallowest order at and below which
+    // no pixel holds more than the threshold.
+    let mut h = h;
+    while h > usize::from(lowest_order) && sums[h - 1].values().all(|&n| n <= threshold) {
+        h -= 1;
+    }
     // Pixels that collapse (their whole area is one partition).
     let mut collapse: Vec<BTreeSet<u64>> = vec![BTreeSet::new(); h + 1];
     for order in usize::from(lowest_order)..h {
@@ -50,9 +57,7 @@ pub fn alignment(
     }
     let mut out: BTreeMap<(u64, u8), u64> = BTreeMap::new();
     for &p in sums[h].keys() {
-        let order = (usize::from(lowest_order)..h)
-            .find(|&o| collapse[o].contains(&(p >> (2 * (h - o)))))
-            .unwrap_or(h);
+        let order = (usize::from(lowest_order)..h).find(|&o| collapse[o].contains(&(p >> (2 * (h - o))))).unwrap_or(h);
         let pixel = p >> (2 * (h - order));
         let start = pixel << (2 * (29 - order));
         out.entry((start, order as u8)).or_insert(sums[order][&pixel]);
@@ -76,6 +81,9 @@ mod tests {
         h.insert(9, 9);
         let parts = alignment(&h, 1, 0, 10).unwrap();
         assert_eq!(parts, vec![(0, 0, 7), (1, 5, 6), (1, 8, 9), (1, 9, 9)]);
+        // Every order-0 pixel under the threshold: the cut starts at order 0.
+        let parts = alignment(&h, 1, 0, 20).unwrap();
+        assert_eq!(parts, vec![(0, 0, 7), (0, 1, 6), (0, 2, 18)]);
         // Lowest order 1: nothing collapses to order 0.
         let parts = alignment(&h, 1, 1, 10).unwrap();
         assert_eq!(parts, vec![(1, 0, 3), (1, 1, 4), (1, 5, 6), (1, 8, 9), (1, 9, 9)]);

@@ -77,16 +77,16 @@ pub fn open(name: &str, dir: &Path) -> Result<ParquetCatalog> {
         })?;
         return open(name, &dir.join(primary));
     }
-    let props_path = [dir.join("hats.properties"), dir.join("properties")]
-        .into_iter()
-        .find(|p| p.is_file())
-        .ok_or_else(|| CatalogError::Hats { path: dir.into(), message: "no hats.properties (or properties) file".into() })?;
+    let props_path =
+        [dir.join("hats.properties"), dir.join("properties")].into_iter().find(|p| p.is_file()).ok_or_else(|| {
+            CatalogError::Hats { path: dir.into(), message: "no hats.properties (or properties) file".into() }
+        })?;
     let props = Properties::read(&props_path)?;
     let required = |key: &str| {
-        props.get(key).map(str::to_string).ok_or_else(|| CatalogError::Hats {
-            path: props_path.clone(),
-            message: format!("missing {key}"),
-        })
+        props
+            .get(key)
+            .map(str::to_string)
+            .ok_or_else(|| CatalogError::Hats { path: props_path.clone(), message: format!("missing {key}") })
     };
     let kind = props.get("dataproduct_type").unwrap_or("object").to_string();
     let (ra_column, dec_column) = (required("hats_col_ra")?, required("hats_col_dec")?);
@@ -138,11 +138,25 @@ pub fn open(name: &str, dir: &Path) -> Result<ParquetCatalog> {
             vec![base.join(format!("Npix={pixel}{suffix}"))]
         };
         for path in paths {
-            files.push(CatalogFile { path, columns: columns.clone(), num_rows: 0, row_group_rows: Vec::new(), lazy: true });
+            files.push(CatalogFile {
+                path,
+                columns: columns.clone(),
+                num_rows: 0,
+                row_group_rows: Vec::new(),
+                lazy: true,
+            });
             file_pixels.push((order, pixel));
         }
     }
-    let hats = HatsInfo { root: dir.to_path_buf(), kind, ra_column, dec_column, total_rows, margin_arcsec, pixels: file_pixels };
+    let hats = HatsInfo {
+        root: dir.to_path_buf(),
+        kind,
+        ra_column,
+        dec_column,
+        total_rows,
+        margin_arcsec,
+        pixels: file_pixels,
+    };
     Ok(ParquetCatalog { name: name.to_string(), files, schema, file_column: false, hats: Some(Arc::new(hats)) })
 }
 
@@ -176,7 +190,8 @@ fn read_pixels(dir: &Path, dataset: &Path) -> Result<Vec<(u8, u64)>> {
     if out.is_empty() {
         return Err(CatalogError::Hats {
             path: dir.into(),
-            message: "no partition_info.csv, no usable dataset/_metadata, and no Norder=K/…/Npix=N under dataset/".into(),
+            message: "no partition_info.csv, no usable dataset/_metadata, and no Norder=K/…/Npix=N under dataset/"
+                .into(),
         });
     }
     Ok(out)
@@ -197,12 +212,15 @@ pub fn read_partition_info(csv: &Path) -> Result<Vec<(u8, u64)>> {
         .map(|(i, line)| {
             let cells: Vec<&str> = line.split(',').map(|s| s.trim().trim_matches('"')).collect();
             let cell = |c: usize| cells.get(c).copied().unwrap_or("");
-            let order: u8 = cell(o).parse().ok().filter(|&k| k <= region::MAX_ORDER).ok_or_else(|| {
-                bad(format!("line {}: Norder {:?} is not an order from 0 to 29", i + 1, cell(o)))
-            })?;
-            let pixel: u64 = cell(p).parse().ok().filter(|&n| n < 12u64 << (2 * u32::from(order))).ok_or_else(
-                || bad(format!("line {}: Npix {:?} is not a pixel of order {order}", i + 1, cell(p))),
-            )?;
+            let order: u8 = cell(o)
+                .parse()
+                .ok()
+                .filter(|&k| k <= region::MAX_ORDER)
+                .ok_or_else(|| bad(format!("line {}: Norder {:?} is not an order from 0 to 29", i + 1, cell(o))))?;
+            let pixel: u64 =
+                cell(p).parse().ok().filter(|&n| n < 12u64 << (2 * u32::from(order))).ok_or_else(|| {
+                    bad(format!("line {}: Npix {:?} is not a pixel of order {order}", i + 1, cell(p)))
+                })?;
             Ok((order, pixel))
         })
         .collect()
@@ -242,7 +260,8 @@ fn folder_files(dir: &Path) -> Result<Vec<PathBuf>> {
         .map_err(io)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            p.is_file() && !p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.') || n.starts_with('_'))
+            p.is_file()
+                && !p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.') || n.starts_with('_'))
         })
         .collect();
     out.sort();
@@ -257,10 +276,9 @@ fn read_schema(dataset: &Path, pixels: &[(u8, u64)], suffix: &str) -> Result<Sch
             return Ok(load_footer(&path)?.schema().clone());
         }
     }
-    let &(order, pixel) = pixels.first().ok_or_else(|| CatalogError::Hats {
-        path: dataset.into(),
-        message: "the catalog lists no partition".into(),
-    })?;
+    let &(order, pixel) = pixels
+        .first()
+        .ok_or_else(|| CatalogError::Hats { path: dataset.into(), message: "the catalog lists no partition".into() })?;
     let base = pixel_dir(dataset, order, pixel);
     let first = if suffix.ends_with('/') {
         folder_files(&base.join(format!("Npix={pixel}")))?.into_iter().next().ok_or_else(|| CatalogError::Hats {

@@ -168,9 +168,7 @@ mod tests {
                         }
                         let ra = ra.rem_euclid(360.0);
                         let is_in = match region {
-                            SkyRegion::Cone { ra: a, dec: d, radius } => {
-                                haversine(ra, dec, *a, *d) <= *radius
-                            }
+                            SkyRegion::Cone { ra: a, dec: d, radius } => haversine(ra, dec, *a, *d) <= *radius,
                             SkyRegion::Box { ra: a, dec: d, width, height } => {
                                 ((ra - a + 180.0).rem_euclid(360.0) - 180.0).abs() <= width / 2.0
                                     && (dec - d).abs() <= height / 2.0

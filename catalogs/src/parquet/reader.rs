@@ -50,7 +50,8 @@ impl PartitionReader {
         let file = &catalog.files[partition.file];
         let schema =
             Arc::new(Schema::new(columns.iter().map(|&c| catalog.schema.field(c).clone()).collect::<Vec<_>>()));
-        let needs_footer = file.lazy || columns.iter().any(|&c| !catalog.is_file_column(c) && file.columns[c].is_some());
+        let needs_footer =
+            file.lazy || columns.iter().any(|&c| !catalog.is_file_column(c) && file.columns[c].is_some());
         let metadata = if needs_footer {
             Some(match footer {
                 Some((f, m)) if *f == partition.file => m.clone(),

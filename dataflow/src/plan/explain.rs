@@ -80,17 +80,17 @@ fn node(plan: &Plan, depth: usize, workers: usize, out: &mut String) {
                     p.files_total - p.files_kept,
                 );
             } else {
-            let _ = writeln!(
-                out,
-                "{pad}  files: {} of {} kept ({} pruned); row groups: {} of {} kept ({} pruned); {} rows to read",
-                p.files_kept,
-                p.files_total,
-                p.files_total - p.files_kept,
-                p.row_groups_kept,
-                p.row_groups_total,
-                p.row_groups_total - p.row_groups_kept,
-                p.rows_kept
-            );
+                let _ = writeln!(
+                    out,
+                    "{pad}  files: {} of {} kept ({} pruned); row groups: {} of {} kept ({} pruned); {} rows to read",
+                    p.files_kept,
+                    p.files_total,
+                    p.files_total - p.files_kept,
+                    p.row_groups_kept,
+                    p.row_groups_total,
+                    p.row_groups_total - p.row_groups_kept,
+                    p.rows_kept
+                );
             }
             if let Some(n) = s.limit {
                 let _ = writeln!(out, "{pad}  early stop: each worker stops after {n} matching rows");

@@ -96,10 +96,7 @@ fn sky_bounds(func: Func, args: &[Expr], numeric: &dyn Fn(&str) -> bool) -> Vec<
     if !numeric(ra) || !numeric(dec) {
         return vec![];
     }
-    let consts: Option<Vec<f64>> = args[2..]
-        .iter()
-        .map(constant)
-        .collect();
+    let consts: Option<Vec<f64>> = args[2..].iter().map(constant).collect();
     let Some(c) = consts else { return vec![] };
     let (ra0, dec0) = (c[0], c[1]);
     // Half-extent in Dec and (at the widest Dec) in RA, in degrees.

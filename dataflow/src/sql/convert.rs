@@ -187,7 +187,9 @@ impl Scope<'_> {
                 let _ = shape_args;
                 let shape = self.geometry(shape, &shape_name, &arity, in_agg)?;
                 if func == Func::InPolygon && shape.iter().any(|v| super::bounds::constant(v).is_none()) {
-                    return Err(PlanError::Type(format!("POLYGON vertices must be numeric constants: {shape_name} in {f}")));
+                    return Err(PlanError::Type(format!(
+                        "POLYGON vertices must be numeric constants: {shape_name} in {f}"
+                    )));
                 }
                 Ok(Expr::Call { func, args: point.into_iter().chain(shape).collect() })
             }

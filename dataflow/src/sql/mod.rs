@@ -302,7 +302,10 @@ fn plan_query(query: &ast::Query, catalogs: &CatalogSet, options: &PlanOptions) 
 }
 
 /// The sky regions a predicate confines a HATS catalog's positions to (none for others).
-pub(crate) fn sky_regions(catalog: &starflow_catalogs::ParquetCatalog, predicate: Option<&Expr>) -> Vec<starflow_catalogs::SkyRegion> {
+pub(crate) fn sky_regions(
+    catalog: &starflow_catalogs::ParquetCatalog,
+    predicate: Option<&Expr>,
+) -> Vec<starflow_catalogs::SkyRegion> {
     match (&catalog.hats, predicate) {
         (Some(h), Some(p)) => bounds::regions_of(p, &h.ra_column, &h.dec_column),
         _ => vec![],
