@@ -216,7 +216,11 @@ fn import(out: &Path, workers: &str) {
 fn reference(ours: &Path) -> &'static serde_json::Value {
     static REF: OnceLock<serde_json::Value> = OnceLock::new();
     REF.get_or_init(|| {
-        let python = std::env::var("STARFLOW_HATS_PYTHON").unwrap_or_else(|_| "python3".into());
+        let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/hats-venv/bin/python");
+        let python = std::env::var("STARFLOW_HATS_PYTHON")
+            .ok()
+            .or_else(|| venv.exists().then(|| venv.to_string_lossy().to_string()))
+            .unwrap_or_else(|| "python3".into());
         let regions: Vec<serde_json::Value> = regions().into_iter().map(|r| r.lsdb).collect();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/hats_reference.py");
         let out = std::process::Command::new(&python)
@@ -228,10 +232,10 @@ fn reference(ours: &Path) -> &'static serde_json::Value {
             .arg(THRESHOLD.to_string())
             .arg(serde_json::to_string(&regions).unwrap())
             .output()
-            .unwrap_or_else(|e| panic!("cannot run {python} (set STARFLOW_HATS_PYTHON to a Python with hats-import, lsdb and lsst-sphgeom; .ci/run makes one): {e}"));
+            .unwrap_or_else(|e| panic!("cannot run {python} (run tests/scripts/hats-env.sh, or set STARFLOW_HATS_PYTHON to a Python with hats-import, lsdb and lsst-sphgeom): {e}"));
         assert!(
             out.status.success(),
-            "the hats-import/LSDB reference failed (STARFLOW_HATS_PYTHON={python}; .ci/run installs hats-import, lsdb, lsst-sphgeom):\n{}",
+            "the hats-import/LSDB reference failed ({python}; tests/scripts/hats-env.sh installs hats-import, lsdb, lsst-sphgeom):\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
         serde_json::from_slice(&out.stdout).expect("reference JSON")
