@@ -44,7 +44,7 @@ impl SkyRegion {
         let bmoc = match self {
             SkyRegion::Cone { ra, dec, radius } => {
                 if *radius >= 180.0 {
-                    return vec![0..12u64 << 58];
+                    return std::iter::once(0..12u64 << 58).collect();
                 }
                 cdshealpix::nested::cone_coverage_approx(
                     order,

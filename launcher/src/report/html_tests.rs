@@ -61,7 +61,14 @@ fn input() -> ReportInput {
         bytes_sent: 2_234,
         scans: vec![(
             "dp02".into(),
-            PruningSummary { files_total: 8, files_kept: 6, row_groups_total: 16, row_groups_kept: 10, rows_kept: 100 },
+            PruningSummary {
+                files_total: 8,
+                files_kept: 6,
+                row_groups_total: 16,
+                row_groups_kept: 10,
+                rows_kept: 100,
+                lazy_files: 0,
+            },
         )],
         profile: QueryProfile { processes, nodes },
     }
