@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# HATS benchmark: import a uniform all-sky catalog into ~100,000 partitions with
+# HATS benchmark: import a uniform all-sky catalog into ~200,000 partitions (1.2M rows,
+# threshold 12) with
 # `starflow hats import`, then time opening the catalog (a COUNT(*) from hats_nrows needs no
 # partition; EXPLAIN of a cone lists the partitions it keeps) and a cone search.
 # Needs the release build and target/hats-venv (tests/scripts/hats-env.sh) for pyarrow.
