@@ -89,6 +89,11 @@ pub enum RunError {
     /// The server is shutting down (SIGTERM, or a `SHUTDOWN` statement).
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// The data does not allow what was asked (rows without a sky position in a HATS
+    /// import, a catalog that changed while it was read, a file that cannot be written, …);
+    /// the message says what.
+    #[error("{0}")]
+    Data(String),
     /// A rendering problem: this is a bug.
     #[error("internal error (this is a bug): {0}")]
     Internal(String),

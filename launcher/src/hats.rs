@@ -1,10 +1,12 @@
 //! `starflow hats import`: partitions any catalog into a HATS catalog (and its margin
-//! catalog) that LSDB and starflow read, in two distributed passes over the catalog:
+//! catalog) that LSDB and starflow read, as one dataflow reading the catalog twice:
 //!
-//! 1. row counts per HEALPix pixel at the highest order (a group-by query), from which the
-//!    partitions follow as hats-import cuts them ([`alignment`]);
-//! 2. a [`Plan::HatsWrite`] over a scan of every column: rows meet on the worker of their
-//!    partition (and of the partitions whose margin they fall in), which writes the files.
+//! one [`Plan::HatsWrite`] whose first input counts rows per HEALPix pixel at the highest
+//! order (a group-by), from which every worker cuts the partitions as hats-import does, and
+//! whose second input, read once the counts are in, is a scan of every column: rows meet on
+//! the worker of their partition (and of the partitions whose margin they fall in), which
+//! writes the files. Several processes (`--processes`, `--hosts`, srun) share the work as in a
+//! query; they must see the output folder at the same path (a shared file system).
 //!
 //! Everything is written under a temporary folder next to `--out`, renamed into place at the
 //! end: a failed import leaves nothing half-written, and an existing `--out` is never touched.
@@ -14,17 +16,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
-use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use clap::Args;
 use parquet::arrow::ArrowWriter;
 use starflow_catalogs::hats::HEALPIX_29_COLUMN;
-use starflow_catalogs::hats::alignment::alignment;
 use starflow_catalogs::hats::properties::Properties;
 use starflow_dataflow::plan::{HatsWriteSpec, ROW_ID};
-use starflow_dataflow::{CatalogSet, ExecOptions, Plan, PlanOptions, plan_sql, run_query};
+use starflow_dataflow::{CatalogSet, ExecOptions, Plan, PlanOptions, Shipped, connect, plan_sql, run_query};
 use starflow_operators::Operators;
 
 #[derive(Debug, Args)]
@@ -60,14 +61,114 @@ pub struct HatsImportArgs {
     /// Memory the workers hold before they spool rows to disk, MiB (all workers together).
     #[arg(long, default_value_t = 2048)]
     pub memory_mib: usize,
-    /// Worker threads (default: all cores).
-    #[arg(long, short = 'w')]
-    pub workers: Option<usize>,
+    #[command(flatten)]
+    pub cluster: crate::cli::ClusterArgs,
 }
 
-/// `starflow hats import`.
+/// `starflow hats import` (on process 0 of a run; the other processes help).
 pub fn import(args: &HatsImportArgs) -> Result<()> {
+    let mut topology = crate::cluster::resolve(&args.cluster)?;
+    let result = import_in(args, &topology);
+    if result.is_err() {
+        topology.kill();
+    } else {
+        topology.wait()?;
+    }
+    result
+}
+
+/// What process 0 prepares before the dataflow runs.
+struct Prepared {
+    catalogs: CatalogSet,
+    plan: Plan,
+    name: String,
+    ra: String,
+    dec: String,
+    staging: PathBuf,
+    file_schema: Arc<Schema>,
+}
+
+fn import_in(args: &HatsImportArgs, topology: &crate::cluster::Topology) -> Result<()> {
     let started = std::time::Instant::now();
+    let workers = topology
+        .spec
+        .as_ref()
+        .map(|s| s.threads)
+        .unwrap_or_else(|| args.cluster.workers.unwrap_or_else(crate::query::default_workers))
+        .max(1);
+    let processes = topology.spec.as_ref().map_or(1, |s| s.processes);
+    let leader = topology.process() == 0;
+    crate::trace::set_rank(topology.process());
+    let fingerprint = crate::cluster::fingerprint(&format!("hats import {:?} {:?} {workers}", args.catalog, args.out));
+    let cluster = topology.options(std::time::Duration::from_secs(args.cluster.connect_timeout), fingerprint);
+    let budget = (args.memory_mib << 20) / workers;
+    let (prepared, connected) = match cluster {
+        None => (Some(prepare(args, budget)?), None),
+        Some(options) if leader => {
+            let prepared = prepare(args, budget);
+            let shipped = match &prepared {
+                Ok(p) => Shipped::Run {
+                    plan: p.plan.clone(),
+                    catalogs: p
+                        .catalogs
+                        .names()
+                        .filter_map(|n| p.catalogs.get(n))
+                        .map(|c| c.as_ref().clone())
+                        .collect(),
+                },
+                Err(e) => Shipped::Failed(format!("{e:#}")),
+            };
+            let connected = connect(&options, Some(&shipped.encode()?))?;
+            (Some(prepared?), Some(connected))
+        }
+        Some(options) => {
+            let connected = connect(&options, None)?;
+            match Shipped::decode(connected.shipped.as_deref().unwrap_or_default())? {
+                Shipped::Run { plan, catalogs } => {
+                    let mut set = CatalogSet::new();
+                    catalogs.into_iter().for_each(|c| set.insert(c));
+                    let options =
+                        ExecOptions { workers, cluster: Some(connected), profile: false, metrics: Default::default() };
+                    run_query(&plan, Arc::new(set), Operators, options, |_| Ok(()))?;
+                    return Ok(());
+                }
+                Shipped::Failed(message) => bail!("process 0 could not start the import: {message}"),
+                _ => bail!("process 0 is not running an import"),
+            }
+        }
+    };
+    let p = prepared.expect("process 0 prepared the import");
+    let options = ExecOptions { workers, cluster: connected, profile: false, metrics: Default::default() };
+    let mut written: Vec<RecordBatch> = Vec::new();
+    let ran = run_query(&p.plan, Arc::new(p.catalogs.clone()), Operators, options, |b| {
+        written.push(b);
+        Ok(())
+    });
+    let finished = ran.map_err(anyhow::Error::from).and_then(|_| finish(args, &p, &written));
+    match finished {
+        Ok((rows, partitions, margin_rows)) => {
+            std::fs::rename(&p.staging, &args.out)
+                .with_context(|| format!("moving {} to {}", p.staging.display(), args.out.display()))?;
+            eprintln!(
+                "wrote {rows} rows in {partitions} partitions{} to {} in {:.1} s ({processes} process(es) × {workers} workers)",
+                match args.margin_arcsec {
+                    Some(r) => format!(" and {margin_rows} margin rows within {r}\""),
+                    None => String::new(),
+                },
+                args.out.display(),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&p.staging);
+            Err(e)
+        }
+    }
+}
+
+/// Checks the arguments, opens the catalog, plans the import and makes the staging folder.
+fn prepare(args: &HatsImportArgs, memory_budget: usize) -> Result<Prepared> {
     if args.out.exists() {
         bail!("{} already exists: hats import writes a new folder and never overwrites one", args.out.display());
     }
@@ -76,7 +177,14 @@ pub fn import(args: &HatsImportArgs) -> Result<()> {
     {
         bail!("--margin-arcsec must be a positive number of arcseconds, got {r}");
     }
-    let catalogs = Arc::new(crate::query::open_catalogs(std::slice::from_ref(&args.catalog))?);
+    if args.highest_order > 29 || args.lowest_order > args.highest_order {
+        bail!(
+            "--highest-order must be at most 29 and --lowest-order at most --highest-order (got {} and {})",
+            args.highest_order,
+            args.lowest_order
+        );
+    }
+    let catalogs = crate::query::open_catalogs(std::slice::from_ref(&args.catalog))?;
     let name = catalogs.names().next().context("no catalog")?.to_string();
     let catalog = catalogs.get(&name).context("the catalog")?.clone();
     let (ra, dec) = match (&args.ra, &args.dec, catalog.sky_columns()) {
@@ -91,103 +199,18 @@ pub fn import(args: &HatsImportArgs) -> Result<()> {
             Err(_) => bail!("catalog \"{name}\" has no column \"{c}\""),
         }
     }
-    let workers = args.workers.unwrap_or_else(crate::query::default_workers).max(1);
     let quoted = |c: &str| format!("\"{}\"", c.replace('"', "\"\""));
-
-    // Pass 1: rows per pixel at the highest order.
-    let k = args.highest_order;
-    if k > 29 {
-        bail!("--highest-order must be at most 29, got {k}");
-    }
-    let sql = format!(
+    // Rows per pixel at the highest order.
+    let counts_sql = format!(
         "SELECT HEALPIX({k}, {r}, {d}) AS pixel, COUNT(*) AS n FROM {name} GROUP BY pixel",
+        k = args.highest_order,
         r = quoted(&ra),
         d = quoted(&dec)
     );
-    let counts = crate::plot::run_table(&sql, &catalogs, workers)?;
-    let pixels = counts.column(0).as_primitive::<Int64Type>();
-    let ns = counts.column(1).as_primitive::<Int64Type>();
-    let mut histogram = BTreeMap::new();
-    for i in 0..counts.num_rows() {
-        if pixels.is_null(i) {
-            bail!(
-                "{} rows of catalog \"{name}\" have no position on the sky ({ra}/{dec} NULL, NaN or |Dec| > 90): \
-                 a HATS catalog places every row",
-                ns.value(i)
-            );
-        }
-        histogram.insert(pixels.value(i) as u64, ns.value(i) as u64);
-    }
-    let total: u64 = histogram.values().sum();
-    if total == 0 {
-        bail!("catalog \"{name}\" has no rows");
-    }
-    let parts = alignment(&histogram, k, args.lowest_order, args.threshold)?;
-    eprintln!(
-        "{total} rows into {} partitions (orders {}–{}) in {:.1} s",
-        parts.len(),
-        parts.iter().map(|p| p.0).min().unwrap_or(0),
-        parts.iter().map(|p| p.0).max().unwrap_or(0),
-        started.elapsed().as_secs_f64()
-    );
-
-    // Pass 2: write, under a temporary folder.
-    let parent = args.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    let leaf = args.out.file_name().context("--out needs a folder name")?.to_string_lossy().to_string();
-    let staging = parent.join(format!(".{leaf}.importing-{}", std::process::id()));
-    let result = write(args, &catalogs, &name, &ra, &dec, &parts, &staging, workers);
-    match result {
-        Ok(summary) => {
-            std::fs::rename(&staging, &args.out)
-                .with_context(|| format!("moving {} to {}", staging.display(), args.out.display()))?;
-            eprintln!(
-                "wrote {} rows in {} partitions{} to {} in {:.1} s",
-                total,
-                parts.len(),
-                match (args.margin_arcsec, summary) {
-                    (Some(r), margin_rows) => format!(" and {margin_rows} margin rows within {r}\""),
-                    (None, _) => String::new(),
-                },
-                args.out.display(),
-                started.elapsed().as_secs_f64()
-            );
-            Ok(())
-        }
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&staging);
-            Err(e)
-        }
-    }
-}
-
-/// Margin catalog folder name.
-fn margin_name(name: &str, arcsec: f64) -> String {
-    format!("{name}_{}arcs", format_number(arcsec))
-}
-
-fn format_number(v: f64) -> String {
-    if v.fract() == 0.0 { format!("{}", v as i64) } else { format!("{v}") }
-}
-
-/// Pass 2 and the metadata; returns the margin rows written.
-#[allow(clippy::too_many_arguments)]
-fn write(
-    args: &HatsImportArgs,
-    catalogs: &Arc<CatalogSet>,
-    name: &str,
-    ra: &str,
-    dec: &str,
-    parts: &[(u8, u64, u64)],
-    staging: &Path,
-    workers: usize,
-) -> Result<u64> {
-    let primary = staging.join(name);
-    let margin = args.margin_arcsec.map(|r| staging.join(margin_name(name, r)));
-    std::fs::create_dir_all(primary.join("dataset")).with_context(|| format!("creating {}", primary.display()))?;
+    let catalogs_arc = Arc::new(catalogs);
+    let counts = plan_sql(&counts_sql, &catalogs_arc, &PlanOptions::default())?.plan;
     // Every column, with scan row ids (the sort's tie-break).
-    let planned = plan_sql(&format!("SELECT * FROM {name}"), catalogs, &PlanOptions::default())?;
-    let mut scan = match planned.plan {
+    let mut scan = match plan_sql(&format!("SELECT * FROM {name}"), &catalogs_arc, &PlanOptions::default())?.plan {
         Plan::Scan(s) => s,
         Plan::Project { input, .. } => match *input {
             Plan::Scan(s) => s,
@@ -201,29 +224,52 @@ fn write(
     let input_schema = Arc::new(Schema::new(fields));
     scan.schema = input_schema.clone();
     let index = |c: &str| input_schema.index_of(c).with_context(|| format!("column {c}"));
+    // Everything goes to a staging folder beside --out (absolute: every process writes there).
+    let parent = args.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let parent = parent.canonicalize().with_context(|| format!("resolving {}", parent.display()))?;
+    let leaf = args.out.file_name().context("--out needs a folder name")?.to_string_lossy().to_string();
+    let staging = parent.join(format!(".{leaf}.importing-{}", std::process::id()));
+    let primary = staging.join(&name);
+    let margin = args.margin_arcsec.map(|r| staging.join(margin_name(&name, r)));
+    std::fs::create_dir_all(primary.join("dataset")).with_context(|| format!("creating {}", primary.display()))?;
     let spec = HatsWriteSpec {
-        out: primary.clone(),
-        margin_out: margin.clone(),
+        out: primary,
+        margin_out: margin,
         margin_arcsec: args.margin_arcsec.unwrap_or(0.0),
-        radec: (index(ra)?, index(dec)?),
+        radec: (index(&ra)?, index(&dec)?),
         row_id: index(ROW_ID)?,
-        partitions: parts.iter().map(|p| (p.0, p.1)).collect(),
+        highest_order: args.highest_order,
+        lowest_order: args.lowest_order,
+        threshold: args.threshold,
         row_group_rows: args.row_group_rows,
         spool: staging.join(".spool"),
-        memory_budget: (args.memory_mib << 20) / workers,
+        memory_budget,
     };
-    let plan = Plan::HatsWrite { input: Box::new(Plan::Scan(scan)), spec };
-    let mut written: Vec<RecordBatch> = Vec::new();
-    run_query(&plan, catalogs.clone(), Operators, ExecOptions::local(workers), |b| {
-        written.push(b);
-        Ok(())
-    })?;
-    let _ = std::fs::remove_dir_all(staging.join(".spool"));
+    let plan = Plan::HatsWrite { counts: Box::new(counts), input: Box::new(Plan::Scan(scan)), spec };
+    let catalogs = Arc::try_unwrap(catalogs_arc).unwrap_or_else(|a| (*a).clone());
+    Ok(Prepared { catalogs, plan, name, ra, dec, staging, file_schema: file_schema(&input_schema) })
+}
+
+/// Margin catalog folder name.
+fn margin_name(name: &str, arcsec: f64) -> String {
+    format!("{name}_{}arcs", format_number(arcsec))
+}
+
+fn format_number(v: f64) -> String {
+    if v.fract() == 0.0 { format!("{}", v as i64) } else { format!("{v}") }
+}
+
+/// The metadata, once every partition is written: returns rows, partitions, margin rows.
+fn finish(args: &HatsImportArgs, p: &Prepared, written: &[RecordBatch]) -> Result<(u64, usize, u64)> {
+    let _ = std::fs::remove_dir_all(p.staging.join(".spool"));
+    let (name, ra, dec) = (p.name.as_str(), p.ra.as_str(), p.dec.as_str());
+    let primary = p.staging.join(name);
     // (order, pixel) → rows, per catalog.
     let mut primary_rows: BTreeMap<(u8, u64), u64> = BTreeMap::new();
     let mut margin_rows: BTreeMap<(u8, u64), u64> = BTreeMap::new();
-    for b in &written {
-        let (o, p, m, n) = (
+    for b in written {
+        let (o, px, m, n) = (
             b.column(0).as_primitive::<Int64Type>(),
             b.column(1).as_primitive::<Int64Type>(),
             b.column(2).as_boolean(),
@@ -231,57 +277,52 @@ fn write(
         );
         for i in 0..b.num_rows() {
             let target = if m.value(i) { &mut margin_rows } else { &mut primary_rows };
-            target.insert((o.value(i) as u8, p.value(i) as u64), n.value(i) as u64);
+            target.insert((o.value(i) as u8, px.value(i) as u64), n.value(i) as u64);
         }
     }
-    for &(o, p, n) in parts {
-        let got = primary_rows.get(&(o, p)).copied().unwrap_or(0);
-        if got != n {
-            bail!(
-                "partition Norder={o} Npix={p}: {got} rows written, {n} counted: the catalog changed during the import"
-            );
-        }
+    let total: u64 = primary_rows.values().sum();
+    if total == 0 {
+        bail!("catalog \"{name}\" has no rows");
     }
-    let file_schema = file_schema(&input_schema);
-    let total: u64 = parts.iter().map(|p| p.2).sum();
-    let max_order = parts.iter().map(|p| p.0).max().unwrap_or(0);
-    write_catalog_metadata(&primary, &file_schema, &primary_rows, &{
-        let mut p = Properties::default();
-        p.set("obs_collection", name);
-        p.set("dataproduct_type", "object");
-        p.set("hats_nrows", total);
-        p.set("hats_col_ra", ra);
-        p.set("hats_col_dec", dec);
-        p.set("hats_max_rows", args.threshold);
-        p.set("hats_order", max_order);
-        p
+    let max_order = primary_rows.keys().map(|k| k.0).max().unwrap_or(0);
+    write_catalog_metadata(&primary, &p.file_schema, &primary_rows, &{
+        let mut props = Properties::default();
+        props.set("obs_collection", name);
+        props.set("dataproduct_type", "object");
+        props.set("hats_nrows", total);
+        props.set("hats_col_ra", ra);
+        props.set("hats_col_dec", dec);
+        props.set("hats_max_rows", args.threshold);
+        props.set("hats_order", max_order);
+        props
     })?;
     let mut collection = Properties::default();
     collection.set("obs_collection", name);
     collection.set("hats_primary_table_url", name);
     let mut margin_total = 0;
-    if let (Some(dir), Some(r)) = (&margin, args.margin_arcsec) {
+    if let Some(r) = args.margin_arcsec {
+        let margin_name = margin_name(name, r);
+        let dir = p.staging.join(&margin_name);
         std::fs::create_dir_all(dir.join("dataset")).with_context(|| format!("creating {}", dir.display()))?;
         margin_total = margin_rows.values().sum();
-        let margin_name = margin_name(name, r);
-        write_catalog_metadata(dir, &file_schema, &margin_rows, &{
-            let mut p = Properties::default();
-            p.set("obs_collection", &margin_name);
-            p.set("dataproduct_type", "margin");
-            p.set("hats_nrows", margin_total);
-            p.set("hats_col_ra", ra);
-            p.set("hats_col_dec", dec);
-            p.set("hats_primary_table_url", name);
-            p.set("hats_margin_threshold", format_number(r));
-            p.set("hats_order", margin_rows.keys().map(|k| k.0).max().unwrap_or(0));
-            p
+        write_catalog_metadata(&dir, &p.file_schema, &margin_rows, &{
+            let mut props = Properties::default();
+            props.set("obs_collection", &margin_name);
+            props.set("dataproduct_type", "margin");
+            props.set("hats_nrows", margin_total);
+            props.set("hats_col_ra", ra);
+            props.set("hats_col_dec", dec);
+            props.set("hats_primary_table_url", name);
+            props.set("hats_margin_threshold", format_number(r));
+            props.set("hats_order", margin_rows.keys().map(|k| k.0).max().unwrap_or(0));
+            props
         })?;
         collection.set("all_margins", &margin_name);
         collection.set("default_margin", &margin_name);
     }
     let text = collection.render("HATS collection", &["obs_collection", "hats_primary_table_url"]);
-    std::fs::write(staging.join("collection.properties"), text).context("writing collection.properties")?;
-    Ok(margin_total)
+    std::fs::write(p.staging.join("collection.properties"), text).context("writing collection.properties")?;
+    Ok((total, primary_rows.len(), margin_total))
 }
 
 /// The partitions' schema: `_healpix_29` first, then the catalog's columns.

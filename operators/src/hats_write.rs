@@ -1,6 +1,8 @@
 //! `HatsWrite`: writes rows into the partitions of a HATS catalog and of its margin catalog.
 //!
-//! A row goes to the worker of its partition (the one whose pixel holds its order-29 pixel)
+//! The pixel counts (the first input) go to every worker, which cuts the same partitions from
+//! them (hats-import's alignment) once they are complete; only then are the rows read. A row
+//! goes to the worker of its partition (the one whose pixel holds its order-29 pixel)
 //! and, with margins, to the workers of every other partition its margin circle reaches
 //! (cdshealpix's cone coverage at the deepest partition order, which never misses one).
 //! Each worker keeps what it receives per partition and spools it to Arrow IPC files once it
@@ -8,17 +10,20 @@
 //! per activation, each sorted by `_healpix_29` and then by row id, so the files are the same
 //! whatever the number of workers.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::Float64Type;
+use arrow_array::types::{Float64Type, Int64Type};
 use arrow_array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, RecordBatchOptions, UInt32Array};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
+use starflow_catalogs::hats::alignment::alignment;
 use starflow_catalogs::hats::{HEALPIX_29_COLUMN, pixel_dir, region::pixel_range};
 use starflow_dataflow::plan::HatsWriteSpec;
 use starflow_dataflow::timely::dataflow::channels::pact::{Exchange, Pipeline};
@@ -31,30 +36,96 @@ use crate::crossmatch::inside_own_pixel;
 /// Where a routed batch's rows go: partition index, and whether as margin rows.
 type Key = (u32, bool);
 
-/// Renders the routing and the writing.
+/// The partitions every worker cuts from the counts: (order, pixel, rows), in sky order.
+type Partitions = Arc<Vec<(u8, u64, u64)>>;
+
+/// Renders the counts' broadcast, the routing and the writing.
 pub(crate) fn render_hats_write<'s>(
     ctx: &RenderContext<'s>,
-    input: BatchStream<'s>,
+    counts: BatchStream<'s>,
+    rows: BatchStream<'s>,
     spec: &HatsWriteSpec,
 ) -> BatchStream<'s> {
     let peers = ctx.scope.peers() as u64;
     let index = ctx.scope.index();
-    let (route_spec, errors) = (Arc::new(spec.clone()), ctx.errors.clone());
-    let routed = input.unary(Pipeline, "HatsRoute", move |_cap, _info| {
+    // Every count to every worker.
+    let counts = counts.unary(Pipeline, "HatsCounts", move |_cap, _info| {
         move |input, output| {
             input.for_each(|cap, data| {
                 let mut session = output.session(&cap);
                 for batch in data.drain(..) {
-                    match route(&route_spec, &batch.data, peers) {
-                        Ok(parts) => {
-                            session.give_iterator(parts.into_iter().map(|(w, b)| Batch::new(b, batch.seq).routed(w)))
-                        }
-                        Err(e) => errors.record(e),
-                    }
+                    session.give_iterator((0..peers).map(|w| batch.clone().routed(w)));
                 }
             });
         }
     });
+    // Shared by this worker's routing (which cuts the partitions) and writing.
+    let cut: Rc<RefCell<Option<Partitions>>> = Rc::default();
+    let (route_spec, errors, cut_here) = (Arc::new(spec.clone()), ctx.errors.clone(), cut.clone());
+    let routed = counts.binary_frontier(
+        rows,
+        Exchange::new(|b: &Batch| b.route),
+        Pipeline,
+        "HatsRoute",
+        move |_cap, _info| {
+            let mut histogram: BTreeMap<u64, u64> = BTreeMap::new();
+            let mut unplaced = 0u64;
+            let mut held: Vec<(starflow_dataflow::timely::dataflow::operators::Capability<u64>, Batch)> = Vec::new();
+            move |(counts, counts_frontier), (rows, _), output| {
+                counts.for_each(|_cap, data| {
+                    for batch in data.drain(..) {
+                        let (p, n) = (batch.data.column(0), batch.data.column(1));
+                        let (p, n) = (p.as_primitive::<Int64Type>(), n.as_primitive::<Int64Type>());
+                        for i in 0..batch.data.num_rows() {
+                            if p.is_null(i) {
+                                unplaced += n.value(i) as u64;
+                            } else {
+                                *histogram.entry(p.value(i) as u64).or_default() += n.value(i) as u64;
+                            }
+                        }
+                    }
+                });
+                rows.for_each(|cap, data| {
+                    if let Some(cap) = cap.retain_least(0) {
+                        held.extend(data.drain(..).map(|b| (cap.clone(), b)));
+                    }
+                });
+                if !counts_frontier.is_empty() {
+                    return;
+                }
+                if cut_here.borrow().is_none() {
+                    let partitions = if unplaced > 0 {
+                        errors.record(RunError::Data(format!(
+                            "{unplaced} rows have no position on the sky (RA/Dec NULL, NaN or |Dec| > 90): a HATS catalog places every row"
+                        )));
+                        Vec::new()
+                    } else {
+                        match alignment(&histogram, route_spec.highest_order, route_spec.lowest_order, route_spec.threshold) {
+                            Ok(p) => p,
+                            Err(e) => {
+                                errors.record(RunError::Catalog(e));
+                                Vec::new()
+                            }
+                        }
+                    };
+                    *cut_here.borrow_mut() = Some(Arc::new(partitions));
+                    histogram.clear();
+                }
+                let partitions = cut_here.borrow().clone().expect("cut");
+                for (cap, batch) in held.drain(..) {
+                    if errors.failed() {
+                        continue;
+                    }
+                    match route(&route_spec, &partitions, &batch.data, peers) {
+                        Ok(parts) => output
+                            .session(&cap)
+                            .give_iterator(parts.into_iter().map(|(w, b)| Batch::new(b, batch.seq).routed(w))),
+                        Err(e) => errors.record(e),
+                    }
+                }
+            }
+        },
+    );
     let (spec, errors) = (spec.clone(), ctx.errors.clone());
     let scope = ctx.scope;
     routed.unary_frontier(Exchange::new(|b: &Batch| b.route), "HatsWrite", move |cap, info| {
@@ -75,18 +146,41 @@ pub(crate) fn render_hats_write<'s>(
             if !frontier.is_empty() || cap.is_none() {
                 return;
             }
+            let partitions = cut.borrow().clone().unwrap_or_default();
             if errors.failed() {
                 spool.discard();
                 cap = None;
                 return;
             }
-            let keys = to_write.get_or_insert_with(|| spool.keys().into_iter());
+            let keys = to_write.get_or_insert_with(|| {
+                // Every partition of this worker must have come, with all its rows.
+                if let Some((i, p)) = partitions
+                    .iter()
+                    .enumerate()
+                    .find(|(i, _)| worker_of(*i as u32, peers) == index as u64 && !spool.has((*i as u32, false)))
+                {
+                    errors.record(RunError::Data(format!(
+                        "partition Norder={} Npix={} (#{i}) received no rows of the {} counted",
+                        p.0, p.1, p.2
+                    )));
+                }
+                spool.keys().into_iter()
+            });
+            if errors.failed() {
+                return activator.activate();
+            }
             match keys.next() {
                 Some(key) => {
                     let _span = tracing::debug_span!("hats_write", partition = key.0, margin = key.1).entered();
-                    match spool.take(key).and_then(|batches| write_partition(&spec, key, batches)) {
+                    let (order, pixel, expected) = partitions[key.0 as usize];
+                    match spool.take(key).and_then(|batches| write_partition(&spec, (order, pixel), key.1, batches)) {
                         Ok(row) => {
-                            if let Some(c) = &cap {
+                            let written = row.column(3).as_primitive::<Int64Type>().value(0) as u64;
+                            if !key.1 && written != expected {
+                                errors.record(RunError::Data(format!(
+                                    "partition Norder={order} Npix={pixel}: {written} rows written, {expected} counted: the catalog changed during the import"
+                                )));
+                            } else if let Some(c) = &cap {
                                 output.session(c).give(Batch::new(row, 0));
                             }
                         }
@@ -110,18 +204,23 @@ fn worker_of(partition: u32, peers: u64) -> u64 {
 
 /// Splits a batch by destination worker; each part gets `_healpix_29` and the routing
 /// columns (`__partition`, `__margin`) appended.
-fn route(spec: &HatsWriteSpec, data: &RecordBatch, peers: u64) -> Result<Vec<(u64, RecordBatch)>, RunError> {
+fn route(
+    spec: &HatsWriteSpec,
+    partitions: &[(u8, u64, u64)],
+    data: &RecordBatch,
+    peers: u64,
+) -> Result<Vec<(u64, RecordBatch)>, RunError> {
     let arrow = |source: ArrowError| RunError::Arrow { context: "hats import routing".into(), source };
     let ra = as_f64(data.column(spec.radec.0)).map_err(arrow)?;
     let dec = as_f64(data.column(spec.radec.1)).map_err(arrow)?;
-    let starts: Vec<u64> = spec.partitions.iter().map(|&(o, p)| pixel_range(o, p).start).collect();
-    let deepest = spec.partitions.iter().map(|p| p.0).max().unwrap_or(0);
+    let starts: Vec<u64> = partitions.iter().map(|&(o, p, _)| pixel_range(o, p).start).collect();
+    let deepest = partitions.iter().map(|p| p.0).max().unwrap_or(0);
     let deep = cdshealpix::nested::get(deepest);
     let layer29 = cdshealpix::nested::get(29);
     let margin = (spec.margin_out.is_some() && spec.margin_arcsec > 0.0).then_some(spec.margin_arcsec / 3600.0);
     let find = |h: u64| -> Option<u32> {
         let i = starts.partition_point(|&s| s <= h).checked_sub(1)?;
-        let (o, p) = spec.partitions[i];
+        let (o, p, _) = partitions[i];
         pixel_range(o, p).contains(&h).then_some(i as u32)
     };
     let mut healpix = Vec::with_capacity(data.num_rows());
@@ -131,7 +230,7 @@ fn route(spec: &HatsWriteSpec, data: &RecordBatch, peers: u64) -> Result<Vec<(u6
     for i in 0..data.num_rows() {
         let (a, d) = (ra.value(i), dec.value(i));
         if ra.is_null(i) || dec.is_null(i) || !a.is_finite() || !d.is_finite() || d.abs() > 90.0 {
-            return Err(RunError::Internal(format!(
+            return Err(RunError::Data(format!(
                 "a row has no position on the sky (RA {a}, Dec {d}): every row of a HATS catalog needs one"
             )));
         }
@@ -256,6 +355,11 @@ impl Spool {
         Ok(())
     }
 
+    /// Whether this worker received rows of `key`.
+    fn has(&self, key: Key) -> bool {
+        self.memory.contains_key(&key) || self.files.contains_key(&key)
+    }
+
     /// Every (partition, margin) this worker received, in order.
     fn keys(&self) -> Vec<Key> {
         let mut keys: Vec<Key> = self.memory.keys().chain(self.files.keys()).copied().collect();
@@ -292,14 +396,18 @@ impl Spool {
 }
 
 fn io(path: &Path, source: std::io::Error) -> RunError {
-    RunError::Internal(format!("{}: {source}", path.display()))
+    RunError::Data(format!("{}: {source}", path.display()))
 }
 
 /// Sorts one partition's rows by `_healpix_29` then row id, writes its Parquet file
 /// (`_healpix_29` first, the row id dropped), and returns its row of the node's output.
-fn write_partition(spec: &HatsWriteSpec, key: Key, batches: Vec<RecordBatch>) -> Result<RecordBatch, RunError> {
-    let (order, pixel) = spec.partitions[key.0 as usize];
-    let root = if key.1 { spec.margin_out.as_ref().unwrap_or(&spec.out) } else { &spec.out };
+fn write_partition(
+    spec: &HatsWriteSpec,
+    (order, pixel): (u8, u64),
+    margin: bool,
+    batches: Vec<RecordBatch>,
+) -> Result<RecordBatch, RunError> {
+    let root = if margin { spec.margin_out.as_ref().unwrap_or(&spec.out) } else { &spec.out };
     let dir = pixel_dir(&root.join("dataset"), order, pixel);
     let path = dir.join(format!("Npix={pixel}.parquet"));
     let arrow = |source: ArrowError| RunError::Arrow { context: format!("writing {}", path.display()), source };
@@ -322,7 +430,7 @@ fn write_partition(spec: &HatsWriteSpec, key: Key, batches: Vec<RecordBatch>) ->
         .set_compression(parquet::basic::Compression::SNAPPY)
         .build();
     let parquet =
-        |source: parquet::errors::ParquetError| RunError::Internal(format!("writing {}: {source}", path.display()));
+        |source: parquet::errors::ParquetError| RunError::Data(format!("writing {}: {source}", path.display()));
     let mut writer = ArrowWriter::try_new(file, out.schema(), Some(props)).map_err(parquet)?;
     writer.write(&out).map_err(parquet)?;
     writer.close().map_err(parquet)?;
@@ -333,7 +441,7 @@ fn write_partition(spec: &HatsWriteSpec, key: Key, batches: Vec<RecordBatch>) ->
         vec![
             Arc::new(Int64Array::from(vec![i64::from(order)])),
             Arc::new(Int64Array::from(vec![pixel as i64])),
-            Arc::new(BooleanArray::from(vec![key.1])),
+            Arc::new(BooleanArray::from(vec![margin])),
             Arc::new(Int64Array::from(vec![rows])),
             Arc::new(Int64Array::from(vec![bytes as i64])),
         ],

@@ -41,7 +41,10 @@ impl Renderer for Operators {
                 let (left, right) = (need()?, need()?);
                 crossmatch::render_crossmatch(ctx, left, right, spec)
             }
-            Plan::HatsWrite { spec, .. } => hats_write::render_hats_write(ctx, need()?, spec),
+            Plan::HatsWrite { spec, .. } => {
+                let (counts, rows) = (need()?, need()?);
+                hats_write::render_hats_write(ctx, counts, rows, spec)
+            }
             Plan::Workers => {
                 return Err(RunError::Internal("the Workers system table is rendered by the compiler".into()));
             }

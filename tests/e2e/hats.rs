@@ -4,7 +4,7 @@
 //!
 //! - `starflow hats import` cuts the catalog into exactly hats-import's partitions, puts the
 //!   same rows in each, sorted by a correct `_healpix_29`, and writes the same files on 1 and 2
-//!   workers; LSDB opens the result (with its margin);
+//!   workers and on 2 processes; LSDB opens the result (with its margin);
 //! - its margin catalog holds every row within the margin of each partition;
 //! - cone, box and polygon searches through starflow, on hats-import's catalog and on
 //!   starflow's, find what LSDB finds and what brute force finds, opening fewer partitions.
@@ -189,9 +189,9 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn import(out: &Path, workers: &str) {
+fn import(out: &Path, run_on: &[&str]) {
     let src = sky().scratch.join("src");
-    starflow(&[
+    let mut args: Vec<String> = [
         "hats",
         "import",
         "--catalog",
@@ -206,10 +206,12 @@ fn import(out: &Path, workers: &str) {
         &MARGIN_ARCSEC.to_string(),
         "--row-group-rows",
         "500",
-        "-w",
-        workers,
-    ])
-    .ok();
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    args.extend(run_on.iter().map(ToString::to_string));
+    starflow(&args).ok();
 }
 
 /// Runs the Python reference (hats-import and LSDB) once.
@@ -250,7 +252,7 @@ fn ids(v: &serde_json::Value) -> Vec<i64> {
 fn import_cuts_like_hats_import_and_searches_agree_with_lsdb() {
     let sky = sky();
     let ours = sky.scratch.join("ours");
-    import(&ours, "2");
+    import(&ours, &["-w", "2"]);
     let reference = reference(&ours);
 
     // The same partitions, with the same rows.
@@ -309,10 +311,11 @@ fn import_cuts_like_hats_import_and_searches_agree_with_lsdb() {
 }
 
 #[test]
-fn import_writes_the_same_files_on_one_and_two_workers() {
-    let (one, two) = (sky().scratch.join("w1"), sky().scratch.join("w2"));
-    import(&one, "1");
-    import(&two, "2");
+fn import_writes_the_same_files_on_one_and_two_workers_and_two_processes() {
+    let (one, two, processes) = (sky().scratch.join("w1"), sky().scratch.join("w2"), sky().scratch.join("p2"));
+    import(&one, &["-w", "1"]);
+    import(&two, &["-w", "2"]);
+    import(&processes, &["-w", "1", "--processes", "2"]);
     let files = |root: &Path| -> Vec<(PathBuf, Vec<u8>)> {
         let mut out = Vec::new();
         for sub in ["sky", "sky_60arcs"] {
@@ -322,14 +325,31 @@ fn import_writes_the_same_files_on_one_and_two_workers() {
         }
         out
     };
-    let (a, b) = (files(&one), files(&two));
+    let a = files(&one);
     assert!(a.len() > 40);
-    assert_eq!(a.iter().map(|f| &f.0).collect::<Vec<_>>(), b.iter().map(|f| &f.0).collect::<Vec<_>>());
-    for (x, y) in a.iter().zip(&b) {
-        assert!(x.1 == y.1, "{} differs between 1 and 2 workers", x.0.display());
-    }
-    for f in ["sky/partition_info.csv", "sky_60arcs/partition_info.csv", "collection.properties"] {
-        assert_eq!(std::fs::read(one.join(f)).unwrap(), std::fs::read(two.join(f)).unwrap(), "{f}");
+    for (other, what) in [(&two, "2 workers"), (&processes, "2 processes")] {
+        let b = files(other);
+        assert_eq!(a.iter().map(|f| &f.0).collect::<Vec<_>>(), b.iter().map(|f| &f.0).collect::<Vec<_>>(), "{what}");
+        for (x, y) in a.iter().zip(&b) {
+            assert!(x.1 == y.1, "{} differs between 1 worker and {what}", x.0.display());
+        }
+        for f in
+            ["sky/partition_info.csv", "sky_60arcs/partition_info.csv", "collection.properties", "sky/hats.properties"]
+        {
+            let strip = |t: Vec<u8>| {
+                String::from_utf8(t)
+                    .unwrap()
+                    .lines()
+                    .filter(|l| !l.starts_with("hats_creation"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            assert_eq!(
+                strip(std::fs::read(one.join(f)).unwrap()),
+                strip(std::fs::read(other.join(f)).unwrap()),
+                "{f} ({what})"
+            );
+        }
     }
 }
 
@@ -337,7 +357,7 @@ fn import_writes_the_same_files_on_one_and_two_workers() {
 fn margins_hold_every_row_within_reach_of_a_partition() {
     let sky = sky();
     let dir = sky.scratch.join("margins");
-    import(&dir, "2");
+    import(&dir, &["-w", "2"]);
     let primary = partitions_of(&dir.join("sky"), false, &mut BTreeMap::new());
     let margin = partitions_of(&dir.join("sky_60arcs"), false, &mut BTreeMap::new());
     let home: BTreeMap<i64, (u8, u64)> =
@@ -383,7 +403,10 @@ fn margins_hold_every_row_within_reach_of_a_partition() {
 fn bad_imports_fail_cleanly_and_leave_nothing() {
     let sky = sky();
     let src = sky.scratch.join("src");
-    let out = sky.scratch.join("bad");
+    // Its own parent folder: the other tests' imports stage beside their outputs.
+    let parent = sky.scratch.join("bad-parent");
+    std::fs::create_dir_all(&parent).unwrap();
+    let out = parent.join("bad");
     // A pixel over the threshold at the highest order.
     starflow(&[
         "hats",
@@ -399,7 +422,7 @@ fn bad_imports_fail_cleanly_and_leave_nothing() {
     ])
     .clean_error(&["over the threshold", "--highest-order"]);
     assert!(!out.exists());
-    let leftovers: Vec<_> = std::fs::read_dir(sky.scratch.path())
+    let leftovers: Vec<_> = std::fs::read_dir(&parent)
         .unwrap()
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_string_lossy().contains("importing"))

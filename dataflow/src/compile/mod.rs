@@ -147,6 +147,14 @@ fn render_node<'s, R: Renderer>(
             let left = render_node(renderer, &ctx.gated(probe), left, id + 1)?;
             vec![left, right]
         }
+        // The counts first; the rows are read once every count is in.
+        Plan::HatsWrite { counts, input, .. } => {
+            let probe = ProbeHandle::new();
+            let input_id = id + 1 + size(counts);
+            let counts = render_node(renderer, ctx, counts, id + 1)?.probe_with(&probe);
+            let input = render_node(renderer, &ctx.gated(probe), input, input_id)?;
+            vec![counts, input]
+        }
         _ => {
             let mut next = id + 1;
             let mut inputs = Vec::new();

@@ -179,17 +179,20 @@ fn node(plan: &Plan, depth: usize, workers: usize, out: &mut String) {
             node(left, depth + 1, workers, out);
             node(right, depth + 1, workers, out);
         }
-        Plan::HatsWrite { input, spec } => {
+        Plan::HatsWrite { counts, input, spec } => {
             let _ = writeln!(
                 out,
-                "{pad}HatsWrite: {} partitions into {}{} (exchange by partition; each worker sorts and writes its own)",
-                spec.partitions.len(),
+                "{pad}HatsWrite: partitions of at most {} rows, orders {}–{}, into {}{} (counts broadcast to every worker; rows exchanged by partition; each worker sorts and writes its own)",
+                spec.threshold,
+                spec.lowest_order,
+                spec.highest_order,
                 spec.out.display(),
                 match &spec.margin_out {
                     Some(m) => format!(", {}\" margins into {}", spec.margin_arcsec, m.display()),
                     None => String::new(),
                 }
             );
+            node(counts, depth + 1, workers, out);
             node(input, depth + 1, workers, out);
         }
     }

@@ -1,12 +1,15 @@
-//! The writing stage of `starflow hats import`: a plan node whose input is the catalog's
-//! rows and whose output is one row per HATS partition written.
+//! `starflow hats import` as one plan node: its first input counts the catalog's rows per
+//! HEALPix pixel, its second reads the rows (once the counts are complete); its output is
+//! one row per HATS partition file written.
 
 use std::path::PathBuf;
 
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
 
-/// Writes rows into the partitions of a HATS catalog (and of its margin catalog): each row
+/// Writes rows into the partitions of a HATS catalog (and of its margin catalog). Every
+/// worker receives every pixel count and cuts the same partitions from them
+/// (hats-import's alignment); then each row
 /// goes to the worker of its partition, and to the workers of the partitions whose margin it
 /// falls in; each worker spools what it receives (to disk beyond its memory budget), then
 /// writes each of its partitions sorted by `_healpix_29` (then by row id, so the files do
@@ -23,8 +26,12 @@ pub struct HatsWriteSpec {
     pub radec: (usize, usize),
     /// The input's row-id column (scan row ids: the tie-break of the sort), by index.
     pub row_id: usize,
-    /// The partitions, (order, pixel), sorted by their order-29 ranges, disjoint.
-    pub partitions: Vec<(u8, u64)>,
+    /// HEALPix order of the counts (the deepest a partition may have).
+    pub highest_order: u8,
+    /// Shallowest order a partition may have.
+    pub lowest_order: u8,
+    /// Most rows per partition.
+    pub threshold: u64,
     /// Rows per Parquet row group.
     pub row_group_rows: usize,
     /// Where each worker spools beyond its memory budget.

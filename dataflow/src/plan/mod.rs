@@ -65,7 +65,9 @@ pub enum Plan {
     },
     /// Write the input into a HATS catalog's partitions (`starflow hats import`).
     HatsWrite {
-        /// The rows, with their row ids.
+        /// Rows per HEALPix pixel at the highest order: (pixel, count) rows.
+        counts: Box<Plan>,
+        /// The rows, with their row ids (read once `counts` is complete).
         input: Box<Plan>,
         /// Partitions, folders, margin.
         spec: HatsWriteSpec,
@@ -294,6 +296,7 @@ impl Plan {
     pub fn inputs(&self) -> Vec<&Plan> {
         match self {
             Plan::Crossmatch { left, right, .. } => vec![left, right],
+            Plan::HatsWrite { counts, input, .. } => vec![counts, input],
             other => other.input().into_iter().collect(),
         }
     }
@@ -305,9 +308,8 @@ impl Plan {
             | Plan::Project { input, .. }
             | Plan::Aggregate { input, .. }
             | Plan::Sort { input, .. }
-            | Plan::Limit { input, .. }
-            | Plan::HatsWrite { input, .. } => Some(input),
-            Plan::Scan(_) | Plan::Workers | Plan::Crossmatch { .. } => None,
+            | Plan::Limit { input, .. } => Some(input),
+            Plan::Scan(_) | Plan::Workers | Plan::Crossmatch { .. } | Plan::HatsWrite { .. } => None,
         }
     }
 
