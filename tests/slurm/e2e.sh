@@ -61,6 +61,17 @@ sbatch --wait "$WORK/job.sh" >/dev/null || { cat "$WORK/job.log" >&2; fail "sbat
 sort "$WORK/groupby.sbatch" | cmp -s - "$WORK/groupby.single" || fail "sbatch group-by differs from one process"
 echo "ok: sbatch group-by"
 
+# A HATS import over 3 nodes writes the files one process writes; a cone over it agrees.
+"$BIN" hats import --catalog "$CAT" --out "$WORK/hats.single" --highest-order 8 --threshold 3000 --margin-arcsec 30 -w 2 2>/dev/null
+srun -N 3 --ntasks-per-node=1 --cpus-per-task=2 "$BIN" hats import --catalog "$CAT" --out "$WORK/hats.multi" \
+  --highest-order 8 --threshold 3000 --margin-arcsec 30 2>/dev/null
+[ "$(($(wc -l < "$WORK/hats.single/dp02/partition_info.csv") - 1))" -gt 10 ] || fail "hats import made too few partitions"
+diff -r "$WORK/hats.single" "$WORK/hats.multi" >&2 || fail "srun -N 3 hats import differs from one process"
+cone="SELECT objectId FROM dp02 WHERE CONTAINS(POINT('ICRS', coord_ra, coord_dec), CIRCLE('ICRS', 62.5, -35, 0.5)) = 1"
+srun -N 3 --ntasks-per-node=1 --cpus-per-task=2 "$BIN" query --catalog "dp02=$WORK/hats.multi" --format csv "$cone" | sort \
+  | cmp -s - "$WORK/cone.single" || fail "cone over the HATS catalog under srun differs from the Parquet catalog"
+echo "ok: srun -N 3 hats import ($(($(wc -l < "$WORK/hats.multi/dp02/partition_info.csv") - 1)) partitions) and a cone over it"
+
 # A rank that never starts: the others fail within seconds, naming it; srun fails.
 start=$(date +%s)
 if srun -N 3 --ntasks-per-node=1 --cpus-per-task=1 bash -c \
