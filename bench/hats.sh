@@ -38,3 +38,6 @@ for i in 1 2 3; do
   /usr/bin/time -f "cone search 0.5 deg: %e s, peak RSS %M KB" $S query --catalog sky="$DATA/hats" --format csv \
     "SELECT COUNT(*) AS n FROM sky WHERE CONTAINS(POINT(ra, dec), CIRCLE(10, 20, 0.5)) = 1" | tail -1
 done
+# The same with LSDB (hats-import's reader), for comparison.
+/usr/bin/time -f "LSDB process (imports, open, cone): %e s, peak RSS %M KB" "$PY" bench/hats_lsdb.py "$DATA/hats" 2>&1 \
+  | grep -a "open_catalog\|cone_search\|LSDB process"
