@@ -442,3 +442,87 @@ fn bad_imports_fail_cleanly_and_leave_nothing() {
         "Npix",
     ]);
 }
+
+/// Copies a folder tree.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_tree(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn every_hats_layout_reads_alike() {
+    let sky = sky();
+    let ours = sky.scratch.join("layouts-ours");
+    import(&ours, &["-w", "2"]);
+    reference(&ours);
+    let theirs = sky.scratch.join("theirs/sky");
+    // hats-import's catalog read from `_metadata` alone, then from the folder names alone.
+    let from_metadata = sky.scratch.join("layout-metadata");
+    copy_tree(&theirs, &from_metadata);
+    std::fs::remove_file(from_metadata.join("partition_info.csv")).unwrap();
+    assert!(from_metadata.join("dataset/_metadata").exists(), "hats-import writes _metadata");
+    let from_names = sky.scratch.join("layout-names");
+    copy_tree(&from_metadata, &from_names);
+    std::fs::remove_file(from_names.join("dataset/_metadata")).unwrap();
+    // starflow's catalog with each partition a folder of two files (hats_npix_suffix = /).
+    let folders = sky.scratch.join("layout-folders");
+    copy_tree(&ours.join("sky"), &folders);
+    for file in files_under(&folders.join("dataset")) {
+        let dir = file.with_extension("");
+        std::fs::create_dir_all(&dir).unwrap();
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap())
+                .unwrap()
+                .build()
+                .unwrap();
+        // Rows split in two files, in order.
+        let mut rows: Vec<RecordBatch> = Vec::new();
+        for b in reader.map(Result::unwrap) {
+            rows.extend((0..b.num_rows()).map(|i| b.slice(i, 1)));
+        }
+        let half = rows.len() / 2;
+        for (k, part) in [&rows[..half], &rows[half..]].into_iter().enumerate() {
+            let f = std::fs::File::create(dir.join(format!("part{k}.parquet"))).unwrap();
+            let mut w = parquet::arrow::ArrowWriter::try_new(f, rows[0].schema(), None).unwrap();
+            part.iter().for_each(|b| w.write(b).unwrap());
+            w.close().unwrap();
+        }
+        std::fs::remove_file(&file).unwrap();
+    }
+    let props = std::fs::read_to_string(folders.join("hats.properties")).unwrap();
+    std::fs::write(folders.join("hats.properties"), props.replace("hats_npix_suffix=.parquet", "hats_npix_suffix=/"))
+        .unwrap();
+
+    let region = &regions()[0];
+    let want: Vec<i64> = sky.rows.iter().filter(|r| (region.inside)(r.1, r.2)).map(|r| r.0).collect();
+    let total: i64 = sky.rows.iter().map(|r| r.0).sum();
+    for dir in [&from_metadata, &from_names, &folders, &ours.join("sky_60arcs")] {
+        let catalog = format!("h={}", dir.display());
+        let margin = dir.ends_with("sky_60arcs");
+        let out =
+            starflow(&["query", "--catalog", &catalog, "--format", "csv", "SELECT COUNT(*) AS n, SUM(id) AS s FROM h"]);
+        let line = out.ok().lines().nth(1).unwrap_or_default().to_string();
+        if margin {
+            let n: u64 = line.split(',').next().unwrap().parse().unwrap();
+            assert!(n > 0, "the margin catalog reads as a catalog: {line}");
+            continue;
+        }
+        assert_eq!(line, format!("{},{total}", sky.rows.len()), "{}", dir.display());
+        let sql = format!("SELECT id FROM h WHERE {} ORDER BY id", region.sql);
+        let got: Vec<i64> = starflow(&["query", "--catalog", &catalog, "--format", "csv", &sql])
+            .ok()
+            .lines()
+            .skip(1)
+            .map(|l| l.parse().unwrap())
+            .collect();
+        assert_eq!(got, want, "cone on {}", dir.display());
+    }
+}
