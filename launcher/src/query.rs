@@ -238,8 +238,32 @@ pub fn demo(dir: &Path, workers: Option<usize>) -> Result<()> {
         "SELECT COUNT(*) AS n FROM dp02 WHERE mag_i < 26",
         "SELECT tract, COUNT(*) AS n, AVG(mag_i) AS mean_i, STDDEV(mag_i) AS std_i, MIN(mag_i) AS min_i, MAX(mag_i) AS max_i FROM dp02 GROUP BY tract ORDER BY tract",
         "SELECT objectId, coord_ra, coord_dec, mag_r, DISTANCE(POINT('ICRS', coord_ra, coord_dec), POINT('ICRS', 62.0, -37.0)) AS sep FROM dp02 WHERE CONTAINS(POINT('ICRS', coord_ra, coord_dec), CIRCLE('ICRS', 62.0, -37.0, 0.05)) = 1 ORDER BY sep LIMIT 10",
+        "SELECT COUNT(*) AS pairs, MIN(_dist_arcsec) AS closest FROM XMATCH(dp02, dp02, 1)",
     ];
-    for sql in queries {
+    // The same catalog as HATS (HEALPix partitions), searched by a polygon.
+    let name = dir.file_name().map_or("dp02".into(), |n| n.to_string_lossy().to_string());
+    let hats = dir.with_file_name(format!("{name}-hats"));
+    if !hats.exists() {
+        println!("\nstarflow hats import --catalog {catalog} --out {} --threshold 20000", hats.display());
+        crate::hats::import(&crate::hats::HatsImportArgs {
+            catalog: catalog.clone(),
+            out: hats.clone(),
+            highest_order: 10,
+            lowest_order: 0,
+            threshold: 20_000,
+            margin_arcsec: None,
+            ra: None,
+            dec: None,
+            row_group_rows: 65_536,
+            memory_mib: 2048,
+            cluster: crate::cli::ClusterArgs::local(workers),
+        })?;
+    }
+    let hats_catalog = format!("dp02={}", hats.display());
+    let hats_queries = [
+        "SELECT COUNT(*) AS n, AVG(mag_i) AS mean_i FROM dp02 WHERE CONTAINS(POINT(coord_ra, coord_dec), POLYGON(60, -40, 66, -40, 66, -34, 60, -34)) = 1",
+    ];
+    for (catalog, sql) in queries.iter().map(|q| (&catalog, q)).chain(hats_queries.iter().map(|q| (&hats_catalog, q))) {
         println!("\nstarflow query --catalog {catalog} \"{sql}\"");
         run(&QueryArgs {
             catalogs: vec![catalog.clone()],
