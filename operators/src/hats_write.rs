@@ -147,6 +147,12 @@ pub(crate) fn render_hats_write<'s>(
                 return;
             }
             let partitions = cut.borrow().clone().unwrap_or_default();
+            if to_write.is_none()
+                && !errors.failed()
+                && let Err(e) = spool.settle()
+            {
+                errors.record(e);
+            }
             if errors.failed() {
                 spool.discard();
                 cap = None;
@@ -297,11 +303,30 @@ struct Spool {
     memory: BTreeMap<Key, Vec<RecordBatch>>,
     files: BTreeMap<Key, Vec<PathBuf>>,
     written: u64,
+    /// Batches received since the last [`Spool::settle`], and which of their rows go where:
+    /// a batch spread over many partitions is cut once per [`PENDING_BATCHES`], not into one
+    /// tiny batch per partition each time.
+    pending: Vec<RecordBatch>,
+    pending_rows: BTreeMap<Key, Vec<(usize, usize)>>,
+    pending_bytes: usize,
 }
+
+/// Received batches held before their rows are sorted out by partition.
+const PENDING_BATCHES: usize = 64;
 
 impl Spool {
     fn new(dir: PathBuf, budget: usize) -> Self {
-        Self { dir, budget, held: 0, memory: BTreeMap::new(), files: BTreeMap::new(), written: 0 }
+        Self {
+            dir,
+            budget,
+            held: 0,
+            memory: BTreeMap::new(),
+            files: BTreeMap::new(),
+            written: 0,
+            pending: Vec::new(),
+            pending_rows: BTreeMap::new(),
+            pending_bytes: 0,
+        }
     }
 
     /// Files a routed batch under its partitions (routing columns dropped).
@@ -311,19 +336,34 @@ impl Spool {
         let partition = batch.column(n - 2).as_primitive::<arrow_array::types::UInt32Type>().clone();
         let margin = batch.column(n - 1).as_boolean().clone();
         let data = batch.project(&(0..n - 2).collect::<Vec<_>>()).map_err(arrow)?;
-        let mut rows: BTreeMap<Key, Vec<u32>> = BTreeMap::new();
+        let at = self.pending.len();
         for i in 0..batch.num_rows() {
-            rows.entry((partition.value(i), margin.value(i))).or_default().push(i as u32);
+            self.pending_rows.entry((partition.value(i), margin.value(i))).or_default().push((at, i));
         }
-        for (key, rows) in rows {
-            let part = if rows.len() == data.num_rows() {
-                data.clone()
+        self.pending_bytes += data.get_array_memory_size();
+        self.pending.push(data);
+        if self.pending.len() >= PENDING_BATCHES || self.held + self.pending_bytes > self.budget {
+            self.settle()?;
+        }
+        Ok(())
+    }
+
+    /// Sorts the pending rows out: one batch per partition they go to; then spools the
+    /// largest partitions while more than the budget is held.
+    fn settle(&mut self) -> Result<(), RunError> {
+        let arrow = |source: ArrowError| RunError::Arrow { context: "hats import".into(), source };
+        let batches: Vec<&RecordBatch> = self.pending.iter().collect();
+        for (key, rows) in std::mem::take(&mut self.pending_rows) {
+            let part = if batches.len() == 1 && rows.len() == batches[0].num_rows() {
+                batches[0].clone()
             } else {
-                arrow_select::take::take_record_batch(&data, &UInt32Array::from(rows)).map_err(arrow)?
+                arrow_select::interleave::interleave_record_batch(&batches, &rows).map_err(arrow)?
             };
             self.held += part.get_array_memory_size();
             self.memory.entry(key).or_default().push(part);
         }
+        self.pending.clear();
+        self.pending_bytes = 0;
         while self.held > self.budget {
             self.spill_largest()?;
         }
@@ -351,6 +391,7 @@ impl Spool {
             w.write(b).map_err(arrow)?;
         }
         w.finish().map_err(arrow)?;
+        tracing::debug!(partition = key.0, margin = key.1, path = %path.display(), "spooled to disk");
         self.files.entry(key).or_default().push(path);
         Ok(())
     }
@@ -388,6 +429,8 @@ impl Spool {
 
     /// Drops whatever is left, in memory and on disk.
     fn discard(&mut self) {
+        self.pending.clear();
+        self.pending_rows.clear();
         self.memory.clear();
         self.files.clear();
         self.held = 0;

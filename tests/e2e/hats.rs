@@ -4,7 +4,8 @@
 //!
 //! - `starflow hats import` cuts the catalog into exactly hats-import's partitions, puts the
 //!   same rows in each, sorted by a correct `_healpix_29`, and writes the same files on 1 and 2
-//!   workers and on 2 processes; LSDB opens the result (with its margin);
+//!   workers, on 2 processes and spooling every row to disk; LSDB opens the result (with its
+//!   margin);
 //! - its margin catalog holds every row within the margin of each partition;
 //! - cone, box and polygon searches through starflow, on hats-import's catalog and on
 //!   starflow's, find what LSDB finds and what brute force finds, opening fewer partitions.
@@ -311,11 +312,14 @@ fn import_cuts_like_hats_import_and_searches_agree_with_lsdb() {
 }
 
 #[test]
-fn import_writes_the_same_files_on_one_and_two_workers_and_two_processes() {
+fn import_writes_the_same_files_on_workers_processes_and_spooling() {
     let (one, two, processes) = (sky().scratch.join("w1"), sky().scratch.join("w2"), sky().scratch.join("p2"));
     import(&one, &["-w", "1"]);
     import(&two, &["-w", "2"]);
     import(&processes, &["-w", "1", "--processes", "2"]);
+    // No memory budget: every row is spooled to disk and read back.
+    let spooled = sky().scratch.join("spooled");
+    import(&spooled, &["-w", "2", "--memory-mib", "0"]);
     let files = |root: &Path| -> Vec<(PathBuf, Vec<u8>)> {
         let mut out = Vec::new();
         for sub in ["sky", "sky_60arcs"] {
@@ -327,7 +331,7 @@ fn import_writes_the_same_files_on_one_and_two_workers_and_two_processes() {
     };
     let a = files(&one);
     assert!(a.len() > 40);
-    for (other, what) in [(&two, "2 workers"), (&processes, "2 processes")] {
+    for (other, what) in [(&two, "2 workers"), (&processes, "2 processes"), (&spooled, "spooling everything")] {
         let b = files(other);
         assert_eq!(a.iter().map(|f| &f.0).collect::<Vec<_>>(), b.iter().map(|f| &f.0).collect::<Vec<_>>(), "{what}");
         for (x, y) in a.iter().zip(&b) {
