@@ -16,9 +16,11 @@ use super::{BootstrapError, ClusterSpec};
 
 /// First port that [`base_port`] can return.
 pub const PORT_RANGE_START: u16 = 20_000;
-/// Number of base ports [`base_port`] chooses from: bases lie in `[20000, 60000)`.
-pub const PORT_RANGE_LEN: u16 = 40_000;
-/// Most tasks of one step on one node: ports stay below `60000 + 1024`.
+/// Number of base ports [`base_port`] chooses from: bases lie in `[20000, 31000)`, so every
+/// port stays below Linux's ephemeral range (32768–60999), where srun's own listening sockets
+/// and every outgoing connection take their ports (a base there collided now and then).
+pub const PORT_RANGE_LEN: u16 = 11_000;
+/// Most tasks of one step on one node: ports stay below `31000 + 1024`.
 pub const MAX_TASKS_PER_NODE: usize = 1024;
 /// Port of host-file line `i` (0-based, counting hosts only) when it gives none: `2101 + i`.
 pub const DEFAULT_HOSTFILE_PORT: u16 = 2101;
@@ -112,10 +114,10 @@ pub fn topology_from_env(env: &HashMap<String, String>) -> Result<Option<Cluster
     }))
 }
 
-/// The first port of a job step on every node: deterministic, in `[20000, 60000)`, spread
+/// The first port of a job step on every node: deterministic, in `[20000, 31000)`, spread
 /// by a hash of `(job, step)` so two jobs (or two steps of one job) sharing a node rarely
 /// collide. A task's port is this plus its local id (< [`MAX_TASKS_PER_NODE`]), so every
-/// port is below 61024.
+/// port is below 32024.
 pub fn base_port(job_id: u64, step_id: u64) -> u16 {
     let hash = splitmix64(splitmix64(job_id) ^ step_id);
     PORT_RANGE_START + (hash % u64::from(PORT_RANGE_LEN)) as u16
@@ -342,7 +344,7 @@ mod tests {
         addresses.dedup();
         assert_eq!(addresses.len(), s.processes);
         assert_eq!(s.processes, 13);
-        assert!(s.ports.iter().all(|&p| (20_000..60_000 + MAX_TASKS_PER_NODE as u16).contains(&p)));
+        assert!(s.ports.iter().all(|&p| (20_000..31_000 + MAX_TASKS_PER_NODE as u16).contains(&p)));
     }
 
     #[test]
@@ -353,8 +355,8 @@ mod tests {
         other.insert("SLURM_JOB_ID".into(), "4243".into());
         assert_ne!(spec(&srun_env("cn07", "3", 0)).ports, spec(&other).ports);
         let bases: std::collections::HashSet<u16> = (0..1000).map(|job| base_port(job, 0)).collect();
-        assert!(bases.len() > 980, "{} distinct bases of 1000", bases.len());
-        assert!((0..10_000).all(|job| (20_000..60_000).contains(&base_port(job, job % 3))));
+        assert!(bases.len() > 940, "{} distinct bases of 1000", bases.len());
+        assert!((0..10_000).all(|job| (20_000..31_000).contains(&base_port(job, job % 3))));
     }
 
     #[test]
