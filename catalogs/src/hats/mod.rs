@@ -4,7 +4,8 @@
 //! `dataset/_common_metadata` (the schema) and `dataset/_metadata` (every footer).
 //!
 //! Opening reads the properties, the partition list and the schema, never a partition's
-//! footer: a catalog of 100,000 partitions opens in milliseconds. Each partition's footer is
+//! footer: a catalog of 200,000 partitions opens (and a cone over it is planned) in about
+//! 0.1 s. Each partition's footer is
 //! read by the worker that scans it ([`CatalogFile::lazy`]). A collection folder
 //! (`collection.properties`) opens its primary catalog.
 
