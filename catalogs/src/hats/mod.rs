@@ -5,9 +5,9 @@
 //!
 //! Opening reads the properties, the partition list and the schema, never a partition's
 //! footer: a catalog of 200,000 partitions opens (and a cone over it is planned) in about
-//! 0.1 s. Each partition's footer is
-//! read by the worker that scans it ([`CatalogFile::lazy`]). A collection folder
-//! (`collection.properties`) opens its primary catalog.
+//! 0.1 s. Each partition's footer is read by the worker that scans it
+//! ([`CatalogFile::lazy`]). A collection folder (`collection.properties`) opens its primary
+//! catalog.
 
 pub mod alignment;
 pub mod properties;
