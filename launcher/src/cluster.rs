@@ -26,6 +26,20 @@ impl Topology {
         self.spec.as_ref().map_or(0, |s| s.process)
     }
 
+    /// Processes of the run (1 when alone).
+    pub fn processes(&self) -> usize {
+        self.spec.as_ref().map_or(1, |s| s.processes)
+    }
+
+    /// Worker threads per process: the spec's, else `--workers`, else every core.
+    pub fn threads(&self, args: &ClusterArgs) -> usize {
+        self.spec
+            .as_ref()
+            .map(|s| s.threads)
+            .unwrap_or_else(|| args.workers.unwrap_or_else(crate::query::default_workers))
+            .max(1)
+    }
+
     /// Options for the query runner.
     pub fn options(&self, connect_timeout: Duration, fingerprint: u64) -> Option<ClusterOptions> {
         let spec = self.spec.as_ref().filter(|s| s.processes > 1)?;
@@ -50,6 +64,19 @@ impl Topology {
             let _ = child.wait();
         }
     }
+}
+
+/// Runs `f` on this run's topology: the processes it started are waited for when `f`
+/// succeeds and stopped when it fails.
+pub fn run_with(args: &ClusterArgs, f: impl FnOnce(&Topology) -> Result<()>) -> Result<()> {
+    let mut topology = resolve(args)?;
+    let result = f(&topology);
+    if result.is_err() {
+        topology.kill();
+    } else {
+        topology.wait()?;
+    }
+    result
 }
 
 /// Works out the topology from the command line and the environment.

@@ -67,14 +67,7 @@ pub struct HatsImportArgs {
 
 /// `starflow hats import` (on process 0 of a run; the other processes help).
 pub fn import(args: &HatsImportArgs) -> Result<()> {
-    let mut topology = crate::cluster::resolve(&args.cluster)?;
-    let result = import_in(args, &topology);
-    if result.is_err() {
-        topology.kill();
-    } else {
-        topology.wait()?;
-    }
-    result
+    crate::cluster::run_with(&args.cluster, |topology| import_in(args, topology))
 }
 
 /// What process 0 prepares before the dataflow runs.
@@ -90,13 +83,7 @@ struct Prepared {
 
 fn import_in(args: &HatsImportArgs, topology: &crate::cluster::Topology) -> Result<()> {
     let started = std::time::Instant::now();
-    let workers = topology
-        .spec
-        .as_ref()
-        .map(|s| s.threads)
-        .unwrap_or_else(|| args.cluster.workers.unwrap_or_else(crate::query::default_workers))
-        .max(1);
-    let processes = topology.spec.as_ref().map_or(1, |s| s.processes);
+    let (workers, processes) = (topology.threads(&args.cluster), topology.processes());
     let leader = topology.process() == 0;
     crate::trace::set_rank(topology.process());
     let fingerprint = crate::cluster::fingerprint(&format!("hats import {:?} {:?} {workers}", args.catalog, args.out));

@@ -46,25 +46,12 @@ pub fn open_catalogs(specs: &[String]) -> Result<CatalogSet> {
 
 /// Runs one statement and writes its result (on process 0 only, when there are several).
 pub fn run(args: &QueryArgs) -> Result<()> {
-    let mut topology = crate::cluster::resolve(&args.cluster)?;
-    let result = run_in(args, &topology);
-    if result.is_err() {
-        topology.kill();
-    } else {
-        topology.wait()?;
-    }
-    result
+    crate::cluster::run_with(&args.cluster, |topology| run_in(args, topology))
 }
 
 fn run_in(args: &QueryArgs, topology: &crate::cluster::Topology) -> Result<()> {
     tracing::debug!(peak_rss_mib = peak_rss_mib(), "starting");
-    let workers = topology
-        .spec
-        .as_ref()
-        .map(|s| s.threads)
-        .unwrap_or_else(|| args.cluster.workers.unwrap_or_else(default_workers))
-        .max(1);
-    let processes = topology.spec.as_ref().map_or(1, |s| s.processes);
+    let (workers, processes) = (topology.threads(&args.cluster), topology.processes());
     let leader = topology.process() == 0;
     crate::trace::set_rank(topology.process());
     // Timely needs the same thread count in every process: part of what must agree.

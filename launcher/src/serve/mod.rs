@@ -35,24 +35,11 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, stop.clone()).context("cannot install the signal handlers")?;
     }
-    let mut topology = crate::cluster::resolve(&args.cluster)?;
-    let result = serve(args, &topology, &stop);
-    if result.is_err() {
-        topology.kill();
-    } else {
-        topology.wait()?;
-    }
-    result
+    crate::cluster::run_with(&args.cluster, |topology| serve(args, topology, &stop))
 }
 
 fn serve(args: &ServeArgs, topology: &crate::cluster::Topology, stop: &AtomicBool) -> Result<()> {
-    let threads = topology
-        .spec
-        .as_ref()
-        .map(|s| s.threads)
-        .unwrap_or_else(|| args.cluster.workers.unwrap_or_else(crate::query::default_workers))
-        .max(1);
-    let processes = topology.spec.as_ref().map_or(1, |s| s.processes);
+    let (threads, processes) = (topology.threads(&args.cluster), topology.processes());
     let leader = topology.process() == 0;
     let fingerprint = crate::cluster::fingerprint(&format!("serve\n{:?}\n{threads}", args.catalogs));
     let cluster = topology.options(Duration::from_secs(args.cluster.connect_timeout), fingerprint);
