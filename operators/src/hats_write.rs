@@ -36,8 +36,32 @@ use crate::crossmatch::inside_own_pixel;
 /// Where a routed batch's rows go: partition index, and whether as margin rows.
 type Key = (u32, bool);
 
-/// The partitions every worker cuts from the counts: (order, pixel, rows), in sky order.
-type Partitions = Arc<Vec<(u8, u64, u64)>>;
+/// The partitions every worker cuts from the counts, with what routing looks up in them.
+struct Cut {
+    /// (order, pixel, rows), in sky order.
+    partitions: Vec<(u8, u64, u64)>,
+    /// The first order-29 pixel of each partition.
+    starts: Vec<u64>,
+    /// The deepest partition order.
+    deepest: u8,
+}
+
+impl Cut {
+    fn new(partitions: Vec<(u8, u64, u64)>) -> Self {
+        let starts = partitions.iter().map(|&(o, p, _)| pixel_range(o, p).start).collect();
+        let deepest = partitions.iter().map(|p| p.0).max().unwrap_or(0);
+        Self { partitions, starts, deepest }
+    }
+
+    /// The partition holding order-29 pixel `h`, if any.
+    fn find(&self, h: u64) -> Option<u32> {
+        let i = self.starts.partition_point(|&s| s <= h).checked_sub(1)?;
+        let (o, p, _) = self.partitions[i];
+        pixel_range(o, p).contains(&h).then_some(i as u32)
+    }
+}
+
+type Partitions = Arc<Cut>;
 
 /// Renders the counts' broadcast, the routing and the writing.
 pub(crate) fn render_hats_write<'s>(
@@ -108,7 +132,7 @@ pub(crate) fn render_hats_write<'s>(
                             }
                         }
                     };
-                    *cut_here.borrow_mut() = Some(Arc::new(partitions));
+                    *cut_here.borrow_mut() = Some(Arc::new(Cut::new(partitions)));
                     histogram.clear();
                 }
                 let partitions = cut_here.borrow().clone().expect("cut");
@@ -146,7 +170,7 @@ pub(crate) fn render_hats_write<'s>(
             if !frontier.is_empty() || cap.is_none() {
                 return;
             }
-            let partitions = cut.borrow().clone().unwrap_or_default();
+            let partitions = cut.borrow().clone().unwrap_or_else(|| Arc::new(Cut::new(Vec::new())));
             if to_write.is_none()
                 && !errors.failed()
                 && let Err(e) = spool.settle()
@@ -161,6 +185,7 @@ pub(crate) fn render_hats_write<'s>(
             let keys = to_write.get_or_insert_with(|| {
                 // Every partition of this worker must have come, with all its rows.
                 if let Some((i, p)) = partitions
+                    .partitions
                     .iter()
                     .enumerate()
                     .find(|(i, _)| worker_of(*i as u32, peers) == index as u64 && !spool.has((*i as u32, false)))
@@ -178,7 +203,7 @@ pub(crate) fn render_hats_write<'s>(
             match keys.next() {
                 Some(key) => {
                     let _span = tracing::debug_span!("hats_write", partition = key.0, margin = key.1).entered();
-                    let (order, pixel, expected) = partitions[key.0 as usize];
+                    let (order, pixel, expected) = partitions.partitions[key.0 as usize];
                     match spool.take(key).and_then(|batches| write_partition(&spec, (order, pixel), key.1, batches)) {
                         Ok(row) => {
                             let written = row.column(3).as_primitive::<Int64Type>().value(0) as u64;
@@ -210,25 +235,15 @@ fn worker_of(partition: u32, peers: u64) -> u64 {
 
 /// Splits a batch by destination worker; each part gets `_healpix_29` and the routing
 /// columns (`__partition`, `__margin`) appended.
-fn route(
-    spec: &HatsWriteSpec,
-    partitions: &[(u8, u64, u64)],
-    data: &RecordBatch,
-    peers: u64,
-) -> Result<Vec<(u64, RecordBatch)>, RunError> {
+fn route(spec: &HatsWriteSpec, cut: &Cut, data: &RecordBatch, peers: u64) -> Result<Vec<(u64, RecordBatch)>, RunError> {
     let arrow = |source: ArrowError| RunError::Arrow { context: "hats import routing".into(), source };
     let ra = as_f64(data.column(spec.radec.0)).map_err(arrow)?;
     let dec = as_f64(data.column(spec.radec.1)).map_err(arrow)?;
-    let starts: Vec<u64> = partitions.iter().map(|&(o, p, _)| pixel_range(o, p).start).collect();
-    let deepest = partitions.iter().map(|p| p.0).max().unwrap_or(0);
+    let deepest = cut.deepest;
     let deep = cdshealpix::nested::get(deepest);
     let layer29 = cdshealpix::nested::get(29);
     let margin = (spec.margin_out.is_some() && spec.margin_arcsec > 0.0).then_some(spec.margin_arcsec / 3600.0);
-    let find = |h: u64| -> Option<u32> {
-        let i = starts.partition_point(|&s| s <= h).checked_sub(1)?;
-        let (o, p, _) = partitions[i];
-        pixel_range(o, p).contains(&h).then_some(i as u32)
-    };
+    let find = |h: u64| cut.find(h);
     let mut healpix = Vec::with_capacity(data.num_rows());
     // (row, partition, margin) triples.
     let mut targets: Vec<(u32, u32, bool)> = Vec::with_capacity(data.num_rows());
