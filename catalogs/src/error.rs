@@ -77,17 +77,6 @@ pub enum CatalogError {
         /// What is wrong.
         message: String,
     },
-    /// A lazily opened file's column disagrees with the catalog schema (reported, with the
-    /// file, as [`CatalogError::SchemaMismatch`]).
-    #[error("column \"{column}\": expected {expected}, found {found}")]
-    LazySchema {
-        /// The column.
-        column: String,
-        /// The catalog's type.
-        expected: String,
-        /// The file's type.
-        found: String,
-    },
     /// Invalid options given to a generator or reader.
     #[error("invalid option: {0}")]
     InvalidOption(String),

@@ -530,3 +530,46 @@ fn every_hats_layout_reads_alike() {
         assert_eq!(got, want, "cone on {}", dir.display());
     }
 }
+
+#[test]
+fn a_partition_that_disagrees_with_the_schema_is_named() {
+    let dir = sky().scratch.join("disagrees");
+    import(&dir, &["-w", "2"]);
+    let file = files_under(&dir.join("sky/dataset")).into_iter().next().unwrap();
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+    let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
+    // `mag` as Float64 in this one file (Float32 in `_common_metadata`).
+    let widened: Vec<RecordBatch> = batches
+        .iter()
+        .map(|b| {
+            let schema = b.schema();
+            let columns = schema
+                .fields()
+                .iter()
+                .zip(b.columns())
+                .map(|(f, c)| {
+                    let name = f.name().as_str();
+                    let c: arrow_array::ArrayRef = if name == "mag" {
+                        let v = c.as_primitive::<arrow_array::types::Float32Type>();
+                        Arc::new(Float64Array::from_iter_values(v.values().iter().map(|x| f64::from(*x))))
+                    } else {
+                        c.clone()
+                    };
+                    (name, c)
+                })
+                .collect::<Vec<_>>();
+            RecordBatch::try_from_iter(columns).unwrap()
+        })
+        .collect();
+    let f = std::fs::File::create(&file).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(f, widened[0].schema(), None).unwrap();
+    widened.iter().for_each(|b| w.write(b).unwrap());
+    w.close().unwrap();
+    let name = file.file_name().unwrap().to_string_lossy().to_string();
+    starflow(&["query", "--catalog", &format!("h={}", dir.join("sky").display()), "SELECT AVG(mag) FROM h"])
+        .clean_error(&["\"mag\"", "_common_metadata", "Float32", &name, "Float64"]);
+}

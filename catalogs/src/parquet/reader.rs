@@ -67,7 +67,7 @@ impl PartitionReader {
         };
         // A lazy file's columns are found by name in its own footer.
         let lazy_roots: Option<Vec<Option<usize>>> =
-            metadata.as_ref().filter(|_| file.lazy).map(|m| lazy_columns(catalog, m)).transpose()?;
+            metadata.as_ref().filter(|_| file.lazy).map(|m| lazy_columns(catalog, partition.file, m)).transpose()?;
         let root = |c: usize| match (&lazy_roots, catalog.is_file_column(c)) {
             (_, true) => None,
             (Some(r), false) => r[c],
@@ -216,8 +216,15 @@ impl PartitionReader {
 
 /// Where each catalog column is in a lazy file (by name); a column of another type, or a
 /// missing column the schema says is never null, is an error naming the file.
-fn lazy_columns(catalog: &ParquetCatalog, metadata: &ArrowReaderMetadata) -> Result<Vec<Option<usize>>> {
+fn lazy_columns(catalog: &ParquetCatalog, file: usize, metadata: &ArrowReaderMetadata) -> Result<Vec<Option<usize>>> {
     let schema = metadata.schema();
+    let mismatch = |column: &arrow_schema::Field, found: String| CatalogError::SchemaMismatch {
+        column: column.name().clone(),
+        first: catalog.hats.as_ref().map(|h| h.root.join("dataset/_common_metadata")).unwrap_or_default(),
+        first_type: column.data_type().to_string(),
+        second: catalog.files[file].path.clone(),
+        second_type: found,
+    };
     catalog
         .schema
         .fields()
@@ -229,17 +236,9 @@ fn lazy_columns(catalog: &ParquetCatalog, metadata: &ArrowReaderMetadata) -> Res
             }
             match schema.index_of(field.name()) {
                 Ok(i) if schema.field(i).data_type() == field.data_type() => Ok(Some(i)),
-                Ok(i) => Err(CatalogError::LazySchema {
-                    column: field.name().clone(),
-                    expected: field.data_type().to_string(),
-                    found: schema.field(i).data_type().to_string(),
-                }),
+                Ok(i) => Err(mismatch(field, schema.field(i).data_type().to_string())),
                 Err(_) if field.is_nullable() => Ok(None),
-                Err(_) => Err(CatalogError::LazySchema {
-                    column: field.name().clone(),
-                    expected: field.data_type().to_string(),
-                    found: "no such column (and the column is not nullable)".into(),
-                }),
+                Err(_) => Err(mismatch(field, "no such column (and the column is not nullable)".into())),
             }
         })
         .collect()
@@ -249,16 +248,8 @@ fn lazy_columns(catalog: &ParquetCatalog, metadata: &ArrowReaderMetadata) -> Res
 fn check_unchanged(catalog: &ParquetCatalog, file: usize, metadata: &ArrowReaderMetadata) -> Result<()> {
     let f = &catalog.files[file];
     if f.lazy {
-        return lazy_columns(catalog, metadata).map(|_| ()).map_err(|e| match e {
-            CatalogError::LazySchema { column, expected, found } => CatalogError::SchemaMismatch {
-                column,
-                first: catalog.hats.as_ref().map(|h| h.root.join("dataset/_common_metadata")).unwrap_or_default(),
-                first_type: expected,
-                second: f.path.clone(),
-                second_type: found,
-            },
-            other => other,
-        });
+        // A lazy file's columns are checked as they are found ([`lazy_columns`]).
+        return Ok(());
     }
     let schema = metadata.schema();
     let rows = metadata.metadata().file_metadata().num_rows() as u64;
