@@ -49,4 +49,20 @@ impl CatalogSet {
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.catalogs.keys().map(String::as_str)
     }
+
+    /// Copies of the catalogs `plan` scans, each once (a self-crossmatch scans one twice):
+    /// what travels with it to other processes.
+    pub fn of_plan(&self, plan: &crate::plan::Plan) -> Vec<ParquetCatalog> {
+        let names: std::collections::BTreeSet<&str> = plan.catalogs().into_iter().collect();
+        names.into_iter().filter_map(|c| self.get(c)).map(|c| c.as_ref().clone()).collect()
+    }
+}
+
+impl FromIterator<ParquetCatalog> for CatalogSet {
+    /// The set of these catalogs (as shipped with a plan).
+    fn from_iter<I: IntoIterator<Item = ParquetCatalog>>(catalogs: I) -> Self {
+        let mut set = Self::new();
+        catalogs.into_iter().for_each(|c| set.insert(c));
+        set
+    }
 }

@@ -308,9 +308,7 @@ impl Server {
                             }
                         }
                         Command::Run { id, plan, catalogs, profile } => {
-                            let mut set = CatalogSet::new();
-                            catalogs.into_iter().for_each(|c| set.insert(c));
-                            let catalogs = Arc::new(set);
+                            let catalogs = Arc::new(catalogs.into_iter().collect::<CatalogSet>());
                             let shared = queries
                                 .lock()
                                 .expect("queries lock")
@@ -441,7 +439,7 @@ impl Server {
     }
 
     fn submit_with(&self, plan: Plan, catalogs: &CatalogSet, profile: bool) -> QueryHandle {
-        let catalogs = plan.catalogs().iter().filter_map(|c| catalogs.get(c)).map(|c| c.as_ref().clone()).collect();
+        let catalogs = catalogs.of_plan(&plan);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let shared = QueryShared::new(self.traffic.clone());
         let (metrics, waiting) = (shared.metrics.clone(), shared.waiting_bytes.clone());

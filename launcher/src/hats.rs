@@ -94,15 +94,7 @@ fn import_in(args: &HatsImportArgs, topology: &crate::cluster::Topology) -> Resu
         Some(options) if leader => {
             let prepared = prepare(args, budget);
             let shipped = match &prepared {
-                Ok(p) => Shipped::Run {
-                    plan: p.plan.clone(),
-                    catalogs: p
-                        .catalogs
-                        .names()
-                        .filter_map(|n| p.catalogs.get(n))
-                        .map(|c| c.as_ref().clone())
-                        .collect(),
-                },
+                Ok(p) => Shipped::Run { plan: p.plan.clone(), catalogs: p.catalogs.of_plan(&p.plan) },
                 Err(e) => Shipped::Failed(format!("{e:#}")),
             };
             let connected = connect(&options, Some(&shipped.encode()?))?;
@@ -112,11 +104,9 @@ fn import_in(args: &HatsImportArgs, topology: &crate::cluster::Topology) -> Resu
             let connected = connect(&options, None)?;
             match Shipped::decode(connected.shipped.as_deref().unwrap_or_default())? {
                 Shipped::Run { plan, catalogs } => {
-                    let mut set = CatalogSet::new();
-                    catalogs.into_iter().for_each(|c| set.insert(c));
                     let options =
                         ExecOptions { workers, cluster: Some(connected), profile: false, metrics: Default::default() };
-                    run_query(&plan, Arc::new(set), Operators, options, |_| Ok(()))?;
+                    run_query(&plan, Arc::new(catalogs.into_iter().collect()), Operators, options, |_| Ok(()))?;
                     return Ok(());
                 }
                 Shipped::Failed(message) => bail!("process 0 could not start the import: {message}"),

@@ -78,16 +78,7 @@ fn run_in(args: &QueryArgs, topology: &crate::cluster::Topology) -> Result<()> {
             let planned = plan_here();
             let shipped = match &planned {
                 Ok((_, p)) if p.explain => Shipped::Explained,
-                Ok((catalogs, p)) => Shipped::Run {
-                    plan: p.plan.clone(),
-                    catalogs: p
-                        .plan
-                        .catalogs()
-                        .iter()
-                        .filter_map(|c| catalogs.get(c))
-                        .map(|c| c.as_ref().clone())
-                        .collect(),
-                },
+                Ok((catalogs, p)) => Shipped::Run { plan: p.plan.clone(), catalogs: catalogs.of_plan(&p.plan) },
                 Err(e) => Shipped::Failed(format!("{e:#}")),
             };
             let connected = connect(&options, Some(&shipped.encode()?))?;
@@ -101,11 +92,7 @@ fn run_in(args: &QueryArgs, topology: &crate::cluster::Topology) -> Result<()> {
         Some(options) => {
             let connected = connect(&options, None)?;
             match Shipped::decode(connected.shipped.as_deref().unwrap_or_default())? {
-                Shipped::Run { plan, catalogs } => {
-                    let mut set = CatalogSet::new();
-                    catalogs.into_iter().for_each(|c| set.insert(c));
-                    (plan, set, Some(connected))
-                }
+                Shipped::Run { plan, catalogs } => (plan, catalogs.into_iter().collect(), Some(connected)),
                 Shipped::Explained => return Ok(()),
                 Shipped::Serve { .. } => bail!("process 0 is a server (starflow serve), not a query"),
                 Shipped::Failed(message) => bail!("process 0 could not plan the statement: {message}"),
