@@ -154,7 +154,10 @@ pub fn scan_release(
     label: &str,
     previous: Option<&(Manifest, ParquetCatalog)>,
 ) -> Result<(Manifest, ReleaseDelta, ParquetCatalog)> {
+    let span = tracing::debug_span!("resolve_paths").entered();
     let paths = crate::parquet::resolve_paths(root)?;
+    drop(span);
+    let span = tracing::debug_span!("stats").entered();
     let base = PathBuf::from(root);
     let base_dir = if base.is_dir() { base.clone() } else { base.parent().map(Path::to_path_buf).unwrap_or_default() };
     // Checksums (and footers) are reused for the same file (device, inode: also through a
@@ -199,7 +202,11 @@ pub fn scan_release(
             .copied();
         stats.push(Stat { relative, size: meta.len(), mtime_ns, file_id, cached });
     }
+    drop(span);
+    let span = tracing::debug_span!("open_reusing").entered();
     let catalog = open_reusing(name, &paths, &stats.iter().map(|s| s.cached).collect::<Vec<_>>(), previous)?;
+    drop(span);
+    let _span = tracing::debug_span!("delta").entered();
     if let Some((_, before)) = previous {
         check_schema(before, &catalog, root)?;
     }

@@ -3,6 +3,7 @@
 //! crate whose public types mention timely.
 #![warn(missing_docs)]
 
+mod affinity;
 pub mod batch;
 pub mod cluster;
 pub mod compile;

@@ -120,8 +120,47 @@ struct Waker(Arc<Mutex<Vec<std::thread::Thread>>>);
 impl Waker {
     fn send(&self, control: &mpsc::Sender<Control>, request: Control) {
         let _ = control.send(request);
+        self.wake_all();
+    }
+
+    fn wake_all(&self) {
         for t in self.0.lock().expect("waker lock").iter() {
             t.unpark();
+        }
+    }
+}
+
+/// How commands reach every worker, in one order.
+enum Commands {
+    /// Across processes: timely's sequencer (a command is delivered once every worker's
+    /// clock has passed the time it was sent at: a few progress rounds between workers).
+    Sequenced(Sequencer<Command>),
+    /// Within one process: the first worker sends each command to every worker's channel,
+    /// and wakes them.
+    Local { inbox: mpsc::Receiver<Command>, outboxes: Vec<mpsc::Sender<Command>>, waker: Waker },
+}
+
+impl Commands {
+    fn push(&mut self, command: Command) {
+        match self {
+            Self::Sequenced(sequencer) => sequencer.push(command),
+            Self::Local { outboxes, waker, .. } => {
+                for outbox in outboxes.iter() {
+                    let _ = outbox.send(command.clone());
+                }
+                waker.wake_all();
+            }
+        }
+    }
+}
+
+impl Iterator for Commands {
+    type Item = Command;
+
+    fn next(&mut self) -> Option<Command> {
+        match self {
+            Self::Sequenced(sequencer) => sequencer.next(),
+            Self::Local { inbox, .. } => inbox.try_recv().ok(),
         }
     }
 }
@@ -229,6 +268,12 @@ impl Server {
     {
         let threads = workers.max(1);
         let traffic = cluster.as_ref().map_or_else(Traffic::default, |c| c.traffic.clone());
+        let cpus = crate::affinity::worker_cpus(threads, cluster.is_none());
+        // One process: commands go straight to each worker's channel (no sequencer rounds).
+        let (outboxes, inboxes): (Vec<_>, Vec<_>) =
+            if cluster.is_none() { (0..threads).map(|_| mpsc::channel::<Command>()).unzip() } else { (vec![], vec![]) };
+        let inboxes: Arc<Mutex<Vec<Option<mpsc::Receiver<Command>>>>> =
+            Arc::new(Mutex::new(inboxes.into_iter().map(Some).collect()));
         let (builders, others) = communication(threads, cluster)?;
         let (control, receiver) = mpsc::channel::<Control>();
         let receiver = Arc::new(Mutex::new(Some(receiver)));
@@ -244,7 +289,8 @@ impl Server {
         // sequencer clock has passed the time it was sent at, so workers whose clocks started
         // later would hold every command back by the difference.
         let epoch = Instant::now();
-        let guards = timely::execute::execute_from(builders, others, WorkerConfig::default(), move |worker| {
+        let config = WorkerConfig::default().progress_mode(timely::worker::ProgressMode::Eager);
+        let guards = timely::execute::execute_from(builders, others, config, move |worker| {
             // The first worker of each process takes the control channel: on process 0 (whose
             // first worker, worker 0, is where results gather) it carries the clients'
             // requests, on the others only a shutdown (SIGTERM).
@@ -257,10 +303,19 @@ impl Server {
                 }
             }
             let _leaving = Leaving(live_workers.clone());
+            crate::affinity::pin(cpus.as_deref(), worker.index());
             let control =
                 if worker.index() % threads == 0 { receiver.lock().expect("control lock").take() } else { None };
             worker_waker.0.lock().expect("waker lock").push(std::thread::current());
-            let mut sequencer: Sequencer<Command> = Sequencer::new(worker, epoch);
+            let inbox = inboxes.lock().expect("inboxes lock").get_mut(worker.index()).and_then(Option::take);
+            let mut sequencer = match inbox {
+                Some(inbox) => Commands::Local {
+                    inbox,
+                    outboxes: if control.is_some() { outboxes.clone() } else { vec![] },
+                    waker: worker_waker.clone(),
+                },
+                None => Commands::Sequenced(Sequencer::new(worker, epoch)),
+            };
             // Queries submitted with `profile` log their operators' schedules (for `REPORT`).
             let profiler = Profiler::new(worker);
             let mut clients: HashMap<u64, mpsc::Sender<QueryEvent>> = HashMap::new();

@@ -94,9 +94,11 @@ where
     let sender = Arc::new(Mutex::new(Some(tx)));
     let plan = Arc::new(plan.clone());
     let threads = options.workers.max(1);
+    let cpus = crate::affinity::worker_cpus(threads, options.cluster.is_none());
     let (builders, others) = communication(threads, options.cluster)?;
     let worker_shared = shared.clone();
     let guards = timely::execute::execute_from(builders, others, WorkerConfig::default(), move |worker| {
+        crate::affinity::pin(cpus.as_deref(), worker.index());
         let tx = if worker.index() == 0 { sender.lock().expect("sender lock").take() } else { None };
         let sink = tx.map(|tx| Box::new(move |batch| tx.send(batch).is_ok()) as Box<dyn FnMut(RecordBatch) -> bool>);
         let profiler = profile.then(|| (Profiler::new(worker), start));

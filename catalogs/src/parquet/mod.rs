@@ -137,6 +137,25 @@ impl ParquetCatalog {
         Ok(Self { name: name.to_string(), files, schema, file_column: false, hats: None })
     }
 
+    /// The one-file catalog of a Parquet file this process just wrote with `schema` (its
+    /// footer is `metadata`, as the writer returned it): nothing is read back.
+    pub fn of_written(
+        name: &str,
+        path: &Path,
+        schema: SchemaRef,
+        metadata: &parquet::file::metadata::ParquetMetaData,
+    ) -> Self {
+        let row_group_rows: Vec<u64> = metadata.row_groups().iter().map(|rg| rg.num_rows() as u64).collect();
+        let file = CatalogFile {
+            path: path.to_path_buf(),
+            columns: (0..schema.fields().len()).map(Some).collect(),
+            num_rows: row_group_rows.iter().sum(),
+            row_group_rows,
+            lazy: false,
+        };
+        Self { name: name.to_string(), files: vec![file], schema, file_column: false, hats: None }
+    }
+
     /// The same catalog with the virtual [`FILE_COLUMN`] (Int64) after its columns.
     pub fn with_file_column(mut self) -> Result<Self> {
         if self.file_column {

@@ -38,6 +38,8 @@ pub struct View {
     pub name: String,
     pub sql: String,
     pub plan: ViewPlan,
+    /// Each side's contribution query for many files at once ([`ViewPlan::contribution_by_file`]).
+    pub by_file: Vec<Option<String>>,
     /// Its id in the running computation.
     pub id: u64,
     pub snapshot: Snapshot,

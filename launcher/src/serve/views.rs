@@ -5,7 +5,6 @@
 //! partition can be retracted when a later release replaces or removes it.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -36,19 +35,21 @@ fn contributions(
     server: &Server,
     plan: &ViewPlan,
     side: usize,
+    by_file: Option<&str>,
     manifest: &Manifest,
     catalog: &ParquetCatalog,
     files: &[&ManifestFile],
 ) -> Result<HashMap<u64, Vec<ViewRecord>>> {
-    let root = Path::new(&manifest.root);
-    let index: HashMap<&Path, usize> =
-        catalog.files.iter().enumerate().map(|(i, f)| (f.path.strip_prefix(root).unwrap_or(&f.path), i)).collect();
+    // A release's catalog lists its manifest's files in the manifest's order.
+    let index: HashMap<u64, usize> = manifest.files.iter().enumerate().map(|(i, f)| (f.partition, i)).collect();
     let mut selected = Vec::with_capacity(files.len());
     for mf in files {
-        let i = *index
-            .get(Path::new(&mf.path))
+        let file = index
+            .get(&mf.partition)
+            .and_then(|&i| catalog.files.get(i))
+            .filter(|f| f.path.ends_with(&mf.path))
             .ok_or_else(|| anyhow!("{} is in the manifest but not in the catalog", mf.path))?;
-        selected.push(catalog.files[i].clone());
+        selected.push(file.clone());
     }
     let of = |files: Vec<starflow_catalogs::CatalogFile>| ParquetCatalog {
         name: catalog.name.clone(),
@@ -61,10 +62,13 @@ fn contributions(
     if files.is_empty() {
         return Ok(out);
     }
-    if let Some(sql) = plan.contribution_by_file(side) {
+    if let Some(sql) = by_file {
         let mut set = CatalogSet::new();
         set.insert(of(selected).with_file_column()?);
-        let planned = plan_sql(&sql, &set, &PlanOptions::default())?;
+        let planned = {
+            let _span = tracing::debug_span!("plan_contribution").entered();
+            plan_sql(sql, &set, &PlanOptions::default())?
+        };
         let what = if files.len() == 1 { files[0].path.clone() } else { format!("{} files", files.len()) };
         for_each_batch(server.submit(planned.plan, &set), &what, |batch| {
             for mut row in rows_of(&batch)? {
@@ -169,13 +173,13 @@ fn write_table(
         }
         Ok(())
     })?;
-    writer.close()?;
+    let metadata = writer.close()?;
     std::fs::rename(&tmp, &path)?;
     // Keep the previous release's file (a query may still read it); drop older ones.
     if release >= 2 {
         let _ = std::fs::remove_file(store.view_file(view, release - 2));
     }
-    Ok(ParquetCatalog::open(view, &path.to_string_lossy())?)
+    Ok(ParquetCatalog::of_written(view, &path, plan.schema.clone(), &metadata))
 }
 
 /// Waits until the view reflects its update.
@@ -190,6 +194,7 @@ pub fn create_view(store: &mut Store, server: &Server, name: &str, sql: &str) ->
         bail!("\"{name}\" is already a catalog or a view");
     }
     let plan = plan_view(sql, &store.catalog_set())?;
+    let by_file: Vec<Option<String>> = (0..plan.catalogs().len()).map(|side| plan.contribution_by_file(side)).collect();
     let mut ledger = HashMap::new();
     let mut release = 0;
     for (side, catalog) in plan.catalogs().into_iter().enumerate() {
@@ -198,7 +203,7 @@ pub fn create_view(store: &mut Store, server: &Server, name: &str, sql: &str) ->
         };
         let manifest = cs.latest();
         let files: Vec<&ManifestFile> = manifest.files.iter().collect();
-        ledger.extend(contributions(server, &plan, side, manifest, &cs.current, &files)?);
+        ledger.extend(contributions(server, &plan, side, by_file[side].as_deref(), manifest, &cs.current, &files)?);
         release = release.max(manifest.release);
     }
     let (id, snapshot) = server.create_view(name, plan.kind.clone(), release);
@@ -209,7 +214,7 @@ pub fn create_view(store: &mut Store, server: &Server, name: &str, sql: &str) ->
     let catalog = plan.catalogs().join(" ⋈ ");
     store.views.insert(
         name.to_string(),
-        View { name: name.to_string(), sql: sql.to_string(), plan, id, snapshot, ledger, release, table },
+        View { name: name.to_string(), sql: sql.to_string(), plan, by_file, id, snapshot, ledger, release, table },
     );
     if let Err(e) = store.save_views() {
         let view = store.views.remove(name).expect("just inserted");
@@ -270,7 +275,8 @@ fn view_deltas(
     let mut updates = Vec::new();
     for view in store.views.values() {
         let Some(side) = view.plan.catalogs().iter().position(|c| *c == catalog) else { continue };
-        let added = contributions(server, &view.plan, side, manifest, new_catalog, &entering)
+        let _span = tracing::debug_span!("contributions", files = entering.len()).entered();
+        let added = contributions(server, &view.plan, side, view.by_file[side].as_deref(), manifest, new_catalog, &entering)
             .with_context(|| format!("release \"{label}\" of {catalog} rejected while updating view {}", view.name))?;
         let leaving: Vec<u64> = delta.leaving().map(|f| tagged(f.partition, side)).collect();
         let mut records: Vec<(ViewRecord, isize)> = Vec::new();
@@ -299,9 +305,11 @@ pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, pa
         bail!("catalog {catalog} already has a release labelled \"{label}\" (release {})", m.release);
     }
     let previous = (cs.latest().clone(), cs.current.clone());
+    let scan_span = tracing::debug_span!("scan_release").entered();
     let (manifest, delta, new_catalog) = scan_release(catalog, path, label, Some(&previous)).with_context(|| {
         format!("release \"{label}\" of {catalog} rejected; {catalog} stays at release {}", previous.0.release)
     })?;
+    drop(scan_span);
     let scanned = started.elapsed();
     // The manifest's slow part (its fsync) runs beside the views' update; it takes its place
     // only once they are updated (dropped instead if the ingest fails).
@@ -321,8 +329,14 @@ pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, pa
     let mut names = Vec::new();
     for ViewDelta { name, added, leaving, records, time } in updates {
         let view = store.views.get(&name).expect("view");
-        wait(server.update_view(view.id, time, records))?;
-        let table = write_table(store, &name, &view.plan, &view.snapshot, time)?;
+        {
+            let _span = tracing::debug_span!("update_view").entered();
+            wait(server.update_view(view.id, time, records))?;
+        }
+        let table = {
+            let _span = tracing::debug_span!("write_table").entered();
+            write_table(store, &name, &view.plan, &view.snapshot, time)?
+        };
         let view = store.views.get_mut(&name).expect("view");
         for p in &leaving {
             view.ledger.remove(p);
@@ -333,7 +347,10 @@ pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, pa
         names.push(name);
     }
     let updated = started.elapsed();
-    staging.join().map_err(|_| anyhow!("writing the manifest failed"))??.commit()?;
+    {
+        let _span = tracing::debug_span!("manifest").entered();
+        staging.join().map_err(|_| anyhow!("writing the manifest failed"))??.commit()?;
+    }
     tracing::info!(
         catalog,
         release = manifest.release,

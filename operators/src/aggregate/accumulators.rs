@@ -31,9 +31,12 @@ struct State {
 }
 
 /// Raw-row statistics of one floating-point argument, shared by every aggregate over it
-/// (AVG, STDDEV, MIN and MAX of one column cost one pass, not four).
+/// (AVG, STDDEV, MIN and MAX of one column cost one pass, not four). Count and sum are
+/// always kept; the rest only if an aggregate reads them.
 #[derive(Default)]
 struct Moments {
+    /// Shifted sums (STDDEV), min, max: which of them some aggregate reads.
+    needs: (bool, bool, bool),
     count: Vec<i64>,
     sum: Vec<f64>,
     /// The group's first value; `s1`, `s2` are sums of `x - shift` and `(x - shift)²`.
@@ -73,10 +76,18 @@ impl Accumulators {
                 if !raw || !float || call.func == AggFunc::Count {
                     return None;
                 }
-                Some(moments.iter().position(|(e, _)| e == arg).unwrap_or_else(|| {
+                let m = moments.iter().position(|(e, _)| e == arg).unwrap_or_else(|| {
                     moments.push((arg.clone(), Moments::default()));
                     moments.len() - 1
-                }))
+                });
+                let needs = &mut moments[m].1.needs;
+                match call.func {
+                    AggFunc::Stddev => needs.0 = true,
+                    AggFunc::Min => needs.1 = true,
+                    AggFunc::Max => needs.2 = true,
+                    _ => {}
+                }
+                Some(m)
             })
             .collect();
         Self { calls: calls.to_vec(), states: calls.iter().map(|_| State::default()).collect(), moments, uses }
@@ -365,10 +376,26 @@ fn sum_overflow(call: &AggCall) -> ArrowError {
 }
 
 impl Moments {
-    /// One pass over a float column: count, sum, shifted sums, min and max per group,
-    /// skipping NULL and NaN.
+    /// One pass over a float column: count and sum per group, and what else is needed
+    /// (shifted sums, min, max), skipping NULL and NaN.
     fn update<T>(&mut self, ids: &[u32], values: &PrimitiveArray<T>)
     where
+        T: ArrowPrimitiveType,
+        T::Native: Into<f64>,
+    {
+        match self.needs {
+            (false, false, false) => self.fold::<T, false, false, false>(ids, values),
+            (false, true, true) => self.fold::<T, false, true, true>(ids, values),
+            _ => self.fold::<T, true, true, true>(ids, values),
+        }
+    }
+
+    /// The loop of [`Moments::update`], with what is not kept compiled out.
+    fn fold<T, const SHIFTED: bool, const MIN: bool, const MAX: bool>(
+        &mut self,
+        ids: &[u32],
+        values: &PrimitiveArray<T>,
+    ) where
         T: ArrowPrimitiveType,
         T::Native: Into<f64>,
     {
@@ -379,16 +406,22 @@ impl Moments {
                 continue;
             }
             let g = g as usize;
-            if self.count[g] == 0 {
+            if SHIFTED && self.count[g] == 0 {
                 self.shift[g] = x;
             }
             self.count[g] += 1;
             self.sum[g] += x;
-            let d = x - self.shift[g];
-            self.s1[g] += d;
-            self.s2[g] += d * d;
-            self.min[g] = self.min[g].min(x);
-            self.max[g] = self.max[g].max(x);
+            if SHIFTED {
+                let d = x - self.shift[g];
+                self.s1[g] += d;
+                self.s2[g] += d * d;
+            }
+            if MIN {
+                self.min[g] = self.min[g].min(x);
+            }
+            if MAX {
+                self.max[g] = self.max[g].max(x);
+            }
         }
     }
 }
