@@ -219,7 +219,7 @@ fn run(
             state.refresh(&store);
             drop(store);
             frames.send(&Frame::Text(format!(
-                "release {} \"{}\" of {catalog}: {} files added, {} replaced, {} removed, {} unchanged; rows +{} −{}; views updated: {} ({:.3} s)",
+                "release {} \"{}\" of {catalog}: {} files added, {} replaced, {} removed, {} unchanged; rows +{} −{}; views updated: {} ({:.4} s)",
                 s.release,
                 s.label,
                 s.added.0,

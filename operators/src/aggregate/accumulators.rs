@@ -10,7 +10,7 @@ use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch};
 use arrow_array::{ArrowPrimitiveType, PrimitiveArray};
 use arrow_cast::cast;
 use arrow_schema::{ArrowError, DataType, Field};
-use starflow_dataflow::plan::{AggCall, AggFunc, Expr};
+use starflow_dataflow::plan::{AggCall, AggFunc, Expr, Func, Literal};
 
 use crate::kernels::eval::evaluate;
 
@@ -35,8 +35,10 @@ struct State {
 /// always kept; the rest only if an aggregate reads them.
 #[derive(Default)]
 struct Moments {
-    /// Shifted sums (STDDEV), min, max: which of them some aggregate reads.
-    needs: (bool, bool, bool),
+    /// Shifted sums (STDDEV), min, max, sum of squares: which of them some aggregate reads.
+    needs: (bool, bool, bool, bool),
+    /// Sums of `x²`.
+    sq: Vec<f64>,
     count: Vec<i64>,
     sum: Vec<f64>,
     /// The group's first value; `s1`, `s2` are sums of `x - shift` and `(x - shift)²`.
@@ -53,8 +55,9 @@ pub(crate) struct Accumulators {
     states: Vec<State>,
     /// Folding raw rows: shared statistics per floating-point argument.
     moments: Vec<(Expr, Moments)>,
-    /// For each call, the `moments` entry it reads (raw phase, float arguments).
-    uses: Vec<Option<usize>>,
+    /// For each call, the `moments` entry it reads (raw phase, float arguments), and whether
+    /// it is the entry's sum of squares (`SUM(POWER(x, 2))`).
+    uses: Vec<Option<(usize, bool)>>,
 }
 
 const STATE_COLUMNS: usize = 4;
@@ -71,9 +74,15 @@ impl Accumulators {
             .iter()
             .map(|call| {
                 let arg = call.arg.as_ref()?;
+                // SUM(POWER(x, 2)) (a variance's partial) is read off x's own pass.
+                let (arg, square) = match (call.func, squared(arg)) {
+                    (AggFunc::Sum, Some(x)) if call.arg_type.is_floating() => (x, true),
+                    _ => (arg, false),
+                };
+                // COUNT(x) of a float x too: both skip NULL and NaN.
                 let float = call.arg_type.is_floating()
                     || (call.arg_type.is_integer() && matches!(call.func, AggFunc::Avg | AggFunc::Stddev));
-                if !raw || !float || call.func == AggFunc::Count {
+                if !raw || !float {
                     return None;
                 }
                 let m = moments.iter().position(|(e, _)| e == arg).unwrap_or_else(|| {
@@ -85,9 +94,10 @@ impl Accumulators {
                     AggFunc::Stddev => needs.0 = true,
                     AggFunc::Min => needs.1 = true,
                     AggFunc::Max => needs.2 = true,
+                    AggFunc::Sum if square => needs.3 = true,
                     _ => {}
                 }
-                Some(m)
+                Some((m, square))
             })
             .collect();
         Self { calls: calls.to_vec(), states: calls.iter().map(|_| State::default()).collect(), moments, uses }
@@ -115,6 +125,7 @@ impl Accumulators {
             m.s2.resize(groups, 0.0);
             m.min.resize(groups, f64::INFINITY);
             m.max.resize(groups, f64::NEG_INFINITY);
+            m.sq.resize(groups, 0.0);
         }
     }
 
@@ -194,7 +205,7 @@ impl Accumulators {
                 |v: &Vec<i64>| Arc::new(take.iter().map(|&g| v[g as usize]).collect::<Int64Array>()) as ArrayRef;
             let pick_f =
                 |v: &Vec<f64>| Arc::new(take.iter().map(|&g| v[g as usize]).collect::<Float64Array>()) as ArrayRef;
-            if let Some(m) = uses.map(|u| &self.moments[u].1) {
+            if let Some((m, square)) = uses.map(|(u, square)| (&self.moments[u].1, square)) {
                 let n = |g: usize| m.count[g].max(1) as f64;
                 let (f1, f2): (Vec<f64>, Vec<f64>) = take
                     .iter()
@@ -206,6 +217,7 @@ impl Accumulators {
                             AggFunc::Stddev => {
                                 (m.shift[g] + m.s1[g] / n(g), (m.s2[g] - m.s1[g] * m.s1[g] / n(g)).max(0.0))
                             }
+                            _ if square => (m.sq[g], 0.0),
                             _ => (m.sum[g], 0.0),
                         }
                     })
@@ -370,6 +382,18 @@ fn update_int(
     Ok(())
 }
 
+/// `x` if `e` is `POWER(x, 2)`.
+fn squared(e: &Expr) -> Option<&Expr> {
+    match e {
+        Expr::Call { func: Func::Power, args } => match args.as_slice() {
+            [x, Expr::Literal(Literal::Int(2))] => Some(x),
+            [x, Expr::Literal(Literal::Float(f))] if *f == 2.0 => Some(x),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 fn sum_overflow(call: &AggCall) -> ArrowError {
     let arg = call.arg.as_ref().map_or_else(String::new, ToString::to_string);
     ArrowError::ArithmeticOverflow(format!("SUM({arg}) overflows a 64-bit integer"))
@@ -377,21 +401,22 @@ fn sum_overflow(call: &AggCall) -> ArrowError {
 
 impl Moments {
     /// One pass over a float column: count and sum per group, and what else is needed
-    /// (shifted sums, min, max), skipping NULL and NaN.
+    /// (shifted sums, min, max, sum of squares), skipping NULL and NaN.
     fn update<T>(&mut self, ids: &[u32], values: &PrimitiveArray<T>)
     where
         T: ArrowPrimitiveType,
         T::Native: Into<f64>,
     {
         match self.needs {
-            (false, false, false) => self.fold::<T, false, false, false>(ids, values),
-            (false, true, true) => self.fold::<T, false, true, true>(ids, values),
-            _ => self.fold::<T, true, true, true>(ids, values),
+            (false, false, false, false) => self.fold::<T, false, false, false, false>(ids, values),
+            (false, true, true, false) => self.fold::<T, false, true, true, false>(ids, values),
+            (false, true, true, true) => self.fold::<T, false, true, true, true>(ids, values),
+            _ => self.fold::<T, true, true, true, true>(ids, values),
         }
     }
 
     /// The loop of [`Moments::update`], with what is not kept compiled out.
-    fn fold<T, const SHIFTED: bool, const MIN: bool, const MAX: bool>(
+    fn fold<T, const SHIFTED: bool, const MIN: bool, const MAX: bool, const SQUARE: bool>(
         &mut self,
         ids: &[u32],
         values: &PrimitiveArray<T>,
@@ -421,6 +446,9 @@ impl Moments {
             }
             if MAX {
                 self.max[g] = self.max[g].max(x);
+            }
+            if SQUARE {
+                self.sq[g] += x * x;
             }
         }
     }
