@@ -368,33 +368,35 @@ fn read_footers<T: Send>(
     with_stats: bool,
     keep: impl Fn(usize, Footer) -> T + Sync,
 ) -> Result<Vec<T>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(paths.len());
+    // A handful of footers (a release's new files) read faster than threads start.
+    const PER_THREAD: usize = 4;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(paths.len().div_ceil(PER_THREAD));
     let chunk = paths.len().div_ceil(threads.max(1)).max(1);
     let keep = &keep;
-    let results: Vec<Result<Vec<T>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = paths
-            .chunks(chunk)
+    let read_part = move |c: usize, part: &[PathBuf]| -> Result<Vec<T>> {
+        // Files of a catalog almost always share one schema: keep one copy.
+        let mut last: Option<SchemaRef> = None;
+        part.iter()
             .enumerate()
-            .map(|(c, part)| {
-                scope.spawn(move || {
-                    // Files of a catalog almost always share one schema: keep one copy.
-                    let mut last: Option<SchemaRef> = None;
-                    part.iter()
-                        .enumerate()
-                        .map(|(i, p)| {
-                            let mut footer = read_footer(p, with_stats)?;
-                            match &last {
-                                Some(s) if *s == footer.schema => footer.schema = s.clone(),
-                                _ => last = Some(footer.schema.clone()),
-                            }
-                            Ok(keep(c * chunk + i, footer))
-                        })
-                        .collect()
-                })
+            .map(|(i, p)| {
+                let mut footer = read_footer(p, with_stats)?;
+                match &last {
+                    Some(s) if *s == footer.schema => footer.schema = s.clone(),
+                    _ => last = Some(footer.schema.clone()),
+                }
+                Ok(keep(c * chunk + i, footer))
             })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("footer reader thread panicked")).collect()
-    });
+            .collect()
+    };
+    let results: Vec<Result<Vec<T>>> = if threads <= 1 {
+        vec![read_part(0, paths)]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> =
+                paths.chunks(chunk).enumerate().map(|(c, part)| scope.spawn(move || read_part(c, part))).collect();
+            handles.into_iter().map(|h| h.join().expect("footer reader thread panicked")).collect()
+        })
+    };
     let mut out = Vec::with_capacity(paths.len());
     for part in results {
         out.extend(part?);

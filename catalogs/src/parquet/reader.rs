@@ -56,7 +56,7 @@ impl PartitionReader {
             Some(match footer {
                 Some((f, m)) if *f == partition.file => m.clone(),
                 _ => {
-                    let m = load_footer(&file.path)?;
+                    let m = tracing::debug_span!("footer").in_scope(|| load_footer(&file.path))?;
                     check_unchanged(catalog, partition.file, &m)?;
                     *footer = Some((partition.file, m.clone()));
                     m

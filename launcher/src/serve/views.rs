@@ -276,8 +276,11 @@ fn view_deltas(
     for view in store.views.values() {
         let Some(side) = view.plan.catalogs().iter().position(|c| *c == catalog) else { continue };
         let _span = tracing::debug_span!("contributions", files = entering.len()).entered();
-        let added = contributions(server, &view.plan, side, view.by_file[side].as_deref(), manifest, new_catalog, &entering)
-            .with_context(|| format!("release \"{label}\" of {catalog} rejected while updating view {}", view.name))?;
+        let added =
+            contributions(server, &view.plan, side, view.by_file[side].as_deref(), manifest, new_catalog, &entering)
+                .with_context(|| {
+                    format!("release \"{label}\" of {catalog} rejected while updating view {}", view.name)
+                })?;
         let leaving: Vec<u64> = delta.leaving().map(|f| tagged(f.partition, side)).collect();
         let mut records: Vec<(ViewRecord, isize)> = Vec::new();
         for p in &leaving {
