@@ -397,7 +397,8 @@ mod tests {
     fn constant_key_columns_group_like_a_map_of_tuples() {
         let mut table = GroupTable::try_new(&[DataType::Int64, DataType::Int32]).unwrap();
         let mut reference: HashMap<(Option<i64>, Option<i32>), u32> = HashMap::new();
-        let batches: Vec<(Vec<Option<i64>>, Vec<Option<i32>>)> = vec![
+        type Columns = (Vec<Option<i64>>, Vec<Option<i32>>);
+        let batches: Vec<Columns> = vec![
             (vec![Some(7); 5], vec![Some(3); 5]),
             (vec![Some(7); 4], vec![Some(1), Some(3), Some(1), Some(2)]),
             (vec![Some(8); 3], vec![Some(3); 3]),
