@@ -15,7 +15,7 @@ W="$(mktemp -d /tmp/starflow-bench-releases.XXXXXX)"
 trap 'kill "$SERVER" 2>/dev/null || true; rm -rf "$W"' EXIT
 [ -d "$BASE" ] || "$B" gen dp02 --out "$BASE" --files 109 --rows 7714406
 "$B" gen dp02-release --base "$BASE" --out "$W/r2" --seed 7 --replace-frac 0.02 --add-frac 0 --remove-frac 0
-RUST_LOG=info "$B" -v serve --catalog "dp02=$BASE" -w "$WORKERS" --state-dir "$W/state" --connection-file "$W/c.json" \
+"$B" --log-level info serve --catalog "dp02=$BASE" -w "$WORKERS" --state-dir "$W/state" --connection-file "$W/c.json" \
   > "$W/serve.log" 2>&1 &
 SERVER=$!
 for _ in $(seq 600); do [ -e "$W/c.json" ] && break; sleep 0.1; done
@@ -25,16 +25,16 @@ Q="SELECT tract, COUNT(*) AS n, AVG(mag_i) AS mean_i, STDDEV(mag_i) AS sd_i, MIN
 memory() { "$B" repl --connect "$C" --format csv -c "SHOW WORKERS" | awk -F, 'NR > 1 { s += $5 } END { print s }'; }
 echo "server RSS with the view: $(memory) MiB"
 
-# From scratch: the view's query on the server, 7 runs.
-scratch=$(printf '\\timing on\n%s;\n%s;\n%s;\n%s;\n%s;\n%s;\n%s;\n' "$Q" "$Q" "$Q" "$Q" "$Q" "$Q" "$Q" \
-  | "$B" repl --connect "$C" --format csv 2>&1 >/dev/null | sed -n 's/^Time: \([0-9.]*\) s/\1/p' | sort -n | sed -n 4p)
-# Ingest and update: alternate the 2 % release and the base, 8 times (each is a real delta).
-for r in $(seq 2 9); do
+# From scratch: the view's query on the server, 11 runs (median).
+scratch=$( (echo '\timing on'; for _ in $(seq 11); do echo "$Q;"; done) \
+  | "$B" repl --connect "$C" --format csv 2>&1 >/dev/null | sed -n 's/^Time: \([0-9.]*\) s/\1/p' | sort -n | sed -n 6p)
+# Ingest and update: alternate the 2 % release and the base, 15 times (each is a real delta).
+for r in $(seq 2 16); do
   if [ $((r % 2)) = 0 ]; then dir="$W/r2"; else dir="$BASE"; fi
   "$B" ingest --connect "$C" --catalog dp02 --release "r$r" "$dir"
 done | tee "$W/ingest.out"
-ingest=$(sed -n 's/.*(\([0-9.]*\) s)$/\1/p' "$W/ingest.out" | sort -n | sed -n 4p)
-echo "server RSS after 8 releases: $(memory) MiB"
+ingest=$(sed -n 's/.*(\([0-9.]*\) s)$/\1/p' "$W/ingest.out" | sort -n | sed -n 8p)
+echo "server RSS after 15 releases: $(memory) MiB"
 grep -a "release ingested" "$W/serve.log" | sed 's/\x1b\[[0-9;]*m//g' | sed 's/.*release ingested //' | tail -3
 echo "median from scratch (query on the server): ${scratch} s"
 echo "median ingest-and-update (server side):     ${ingest} s"

@@ -1,9 +1,10 @@
-//! Worker threads of a single-process run are pinned each to its own CPU (of those the
-//! process may use: a SLURM step's or cgroup's set). Unpinned, the kernel tends to wake a
-//! worker on the CPU of the thread that woke it and leave it queued there behind a busy
-//! worker while another CPU idles — milliseconds lost at the start of every short query.
-//! Not pinned: runs of several processes (which cannot see each other's choices), runs with
-//! more workers than CPUs, or `STARFLOW_PIN_WORKERS=0`.
+//! Worker threads of a single-process run that has exactly one CPU per worker (`-w` equal to
+//! the CPUs it may use: the machine's, or a SLURM step's or cgroup's set) are pinned each to
+//! its own CPU. Unpinned, the kernel tends to wake a worker on the CPU of the thread that
+//! woke it and leave it queued there behind a busy worker while another CPU idles —
+//! milliseconds lost at the start of every short query. Not pinned: runs with fewer workers
+//! than CPUs (other work on the machine is better spread by the kernel), runs with more, runs
+//! of several processes (which cannot see each other's choices), or `STARFLOW_PIN_WORKERS=0`.
 
 use core_affinity::CoreId;
 
@@ -13,7 +14,7 @@ pub(crate) fn worker_cpus(threads: usize, single_process: bool) -> Option<Vec<Co
         return None;
     }
     let cpus = core_affinity::get_core_ids()?;
-    (cpus.len() >= threads).then(|| cpus.into_iter().take(threads).collect())
+    (cpus.len() == threads).then_some(cpus)
 }
 
 /// Pins the calling worker thread (worker `index` of this process) to its CPU.

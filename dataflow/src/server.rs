@@ -1,7 +1,9 @@
 //! A long-running computation that runs many queries: statements planned off the workers are
-//! sent to worker 0, sequenced to every worker (timely's `Sequencer`, as differential's
-//! `interactive` server does), installed as new dataflows in the same order everywhere, and
-//! their results streamed back to the submitting client. Workers never block on a client.
+//! sent to worker 0, which passes them to every worker in one order (across processes timely's
+//! `Sequencer`, as differential's `interactive` server does; within one process a channel per
+//! worker, which costs no progress rounds), installed as new dataflows in the same order
+//! everywhere, and their results streamed back to the submitting client. Workers never block
+//! on a client.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -315,15 +315,25 @@ pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, pa
     drop(scan_span);
     let scanned = started.elapsed();
     // The manifest's slow part (its fsync) runs beside the views' update; it takes its place
-    // only once they are updated (dropped instead if the ingest fails).
+    // (`go`) once they are updated, while their tables are written (dropped instead, if the
+    // ingest fails before).
+    let (go, commit_now) = std::sync::mpsc::channel::<()>();
     let staging = {
         let (dir, manifest) = (store.dir.clone(), manifest.clone());
-        std::thread::spawn(move || super::store::stage_manifest(&dir, &manifest))
+        std::thread::spawn(move || -> Result<()> {
+            let staged = super::store::stage_manifest(&dir, &manifest)?;
+            if commit_now.recv().is_ok() {
+                let _span = tracing::debug_span!("manifest").entered();
+                staged.commit()?;
+            }
+            Ok(())
+        })
     };
     let updates = match view_deltas(store, server, catalog, label, &manifest, &new_catalog, &delta) {
         Ok(updates) => updates,
         Err(e) => {
             // Nothing of the release stays behind: the staged manifest is removed.
+            drop(go);
             let _ = staging.join();
             return Err(e);
         }
@@ -331,36 +341,37 @@ pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, pa
     let computed = started.elapsed();
     let mut names = Vec::new();
     for ViewDelta { name, added, leaving, records, time } in updates {
-        let view = store.views.get(&name).expect("view");
+        let view = store.views.get_mut(&name).expect("view");
         {
             let _span = tracing::debug_span!("update_view").entered();
             wait(server.update_view(view.id, time, records))?;
         }
-        let table = {
-            let _span = tracing::debug_span!("write_table").entered();
-            write_table(store, &name, &view.plan, &view.snapshot, time)?
-        };
-        let view = store.views.get_mut(&name).expect("view");
         for p in &leaving {
             view.ledger.remove(p);
         }
         view.ledger.extend(added);
         view.release = time;
-        view.table = table;
         names.push(name);
     }
     let updated = started.elapsed();
-    {
-        let _span = tracing::debug_span!("manifest").entered();
-        staging.join().map_err(|_| anyhow!("writing the manifest failed"))??.commit()?;
+    let _ = go.send(());
+    let mut table_error = None;
+    for name in &names {
+        let _span = tracing::debug_span!("write_table", view = name.as_str()).entered();
+        let view = &store.views[name];
+        match write_table(store, name, &view.plan, &view.snapshot, view.release) {
+            Ok(table) => store.views.get_mut(name).expect("view").table = table,
+            Err(e) => table_error = table_error.or(Some(e.context(format!("writing the contents of view {name}")))),
+        }
     }
+    staging.join().map_err(|_| anyhow!("writing the manifest failed"))??;
     tracing::info!(
         catalog,
         release = manifest.release,
         scan_ms = scanned.as_secs_f64() * 1e3,
         contributions_ms = (computed - scanned).as_secs_f64() * 1e3,
         views_ms = (updated - computed).as_secs_f64() * 1e3,
-        manifest_ms = (started.elapsed() - updated).as_secs_f64() * 1e3,
+        tables_and_manifest_ms = (started.elapsed() - updated).as_secs_f64() * 1e3,
         "release ingested"
     );
     let rows = |files: &mut dyn Iterator<Item = &ManifestFile>| files.map(|f| f.rows).sum::<u64>();
@@ -381,5 +392,9 @@ pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, pa
     let cs: &mut CatalogState = store.catalogs.get_mut(catalog).expect("catalog");
     cs.manifests.push(manifest);
     cs.current = new_catalog;
-    Ok(summary)
+    // The release is in place; a view whose table could not be written shows its previous one.
+    match table_error {
+        Some(e) => Err(e),
+        None => Ok(summary),
+    }
 }
