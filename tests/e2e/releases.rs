@@ -171,6 +171,69 @@ fn a_file_replaced_in_place_is_a_replaced_partition() {
     check_views(&server, &d[2], "release 6 (a file replaced in place)");
 }
 
+/// A release whose new file has one more column (its views' contribution queries, planned
+/// once, must be planned again: the catalog's columns moved) keeps every view equal to the
+/// same query from scratch, and so does the next release, planned with the wider columns.
+#[test]
+fn a_release_that_adds_a_column_keeps_the_views_exact() {
+    use arrow_array::{ArrayRef, Float64Array, RecordBatch};
+    use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let releases = releases();
+    let state = Scratch::new("state");
+    let (server, _) = run_sequence(&["--workers", "2"], &releases, state.path());
+    let d = &releases.dirs;
+    let wider = Scratch::new("wider");
+    let mut names: Vec<_> = std::fs::read_dir(&d[2]).unwrap().map(|e| e.unwrap().file_name()).collect();
+    names.sort();
+    for n in &names {
+        std::fs::copy(d[2].join(n), wider.path().join(n)).unwrap();
+    }
+    // The first file gains a column (the others read it as NULL).
+    let first = wider.path().join(&names[0]);
+    let reader =
+        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&first).unwrap()).unwrap().build().unwrap();
+    let batches: Vec<RecordBatch> = reader
+        .map(|b| {
+            let b = b.unwrap();
+            let extra: ArrayRef =
+                std::sync::Arc::new(Float64Array::from_iter_values((0..b.num_rows()).map(|i| i as f64)));
+            let mut columns: Vec<(String, ArrayRef, bool)> = b
+                .schema()
+                .fields()
+                .iter()
+                .zip(b.columns())
+                .map(|(f, c)| (f.name().clone(), c.clone(), f.is_nullable()))
+                .collect();
+            // Nullable: the files without it read it as NULL.
+            columns.push(("extra_flux".into(), extra, true));
+            RecordBatch::try_from_iter_with_nullable(columns).unwrap()
+        })
+        .collect();
+    std::fs::remove_file(&first).unwrap();
+    let mut writer = ArrowWriter::try_new(std::fs::File::create(&first).unwrap(), batches[0].schema(), None).unwrap();
+    for b in &batches {
+        writer.write(b).unwrap();
+    }
+    writer.close().unwrap();
+    let summary = ingest(&server, "wider", wider.path());
+    assert!(summary.contains("0 files added, 1 replaced, 0 removed"), "{summary}");
+    check_views(&server, wider.path(), "a release that adds a column");
+    // Next, another file goes back to its r1 version.
+    let other = names[1..]
+        .iter()
+        .find(|n| {
+            d[0].join(n).exists()
+                && std::fs::read(d[0].join(n)).unwrap() != std::fs::read(wider.path().join(n)).unwrap()
+        })
+        .expect("a tract of r3 that differs from r1");
+    std::fs::remove_file(wider.path().join(other)).unwrap();
+    std::fs::copy(d[0].join(other), wider.path().join(other)).unwrap();
+    let summary = ingest(&server, "wider-2", wider.path());
+    assert!(summary.contains("0 files added, 1 replaced, 0 removed"), "{summary}");
+    check_views(&server, wider.path(), "the release after it");
+}
+
 #[test]
 fn rejected_ingests_change_nothing_and_a_restart_comes_back() {
     let releases = releases();

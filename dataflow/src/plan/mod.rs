@@ -313,6 +313,28 @@ impl Plan {
         }
     }
 
+    /// The node's inputs, to change them.
+    fn inputs_mut(&mut self) -> Vec<&mut Plan> {
+        match self {
+            Plan::Crossmatch { left, right, .. } => vec![left.as_mut(), right.as_mut()],
+            Plan::HatsWrite { counts, input, .. } => vec![counts.as_mut(), input.as_mut()],
+            Plan::Filter { input, .. }
+            | Plan::Project { input, .. }
+            | Plan::Aggregate { input, .. }
+            | Plan::Sort { input, .. }
+            | Plan::Limit { input, .. } => vec![input.as_mut()],
+            Plan::Scan(_) | Plan::Workers => vec![],
+        }
+    }
+
+    /// The plan's scans, to change them.
+    pub fn scans_mut(&mut self) -> Vec<&mut ScanSpec> {
+        match self {
+            Plan::Scan(s) => vec![s],
+            other => other.inputs_mut().into_iter().flat_map(Plan::scans_mut).collect(),
+        }
+    }
+
     /// The plan's scans.
     pub fn scans(&self) -> Vec<&ScanSpec> {
         match self {

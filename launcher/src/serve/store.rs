@@ -39,7 +39,7 @@ pub struct View {
     pub sql: String,
     pub plan: ViewPlan,
     /// Each side's contribution query for many files at once ([`ViewPlan::contribution_by_file`]).
-    pub by_file: Vec<Option<String>>,
+    pub by_file: Vec<Option<super::views::ByFile>>,
     /// Its id in the running computation.
     pub id: u64,
     pub snapshot: Snapshot,

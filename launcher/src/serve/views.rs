@@ -5,6 +5,7 @@
 //! partition can be retracted when a later release replaces or removes it.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -15,7 +16,7 @@ use starflow_catalogs::release::{Manifest, ManifestFile, scan_release};
 use starflow_dataflow::sql::view::{ViewPlan, plan_view};
 use starflow_dataflow::view::convert::{batch_of, rows_of};
 use starflow_dataflow::view::{Datum, JOIN_RIGHT, Row, ViewKind, ViewRecord};
-use starflow_dataflow::{CatalogSet, PlanOptions, QueryEvent, Server, Waited, plan_sql};
+use starflow_dataflow::{CatalogSet, Plan, PlanOptions, QueryEvent, Server, Waited, plan_sql};
 
 use super::store::{CatalogState, Store, View};
 
@@ -35,7 +36,7 @@ fn contributions(
     server: &Server,
     plan: &ViewPlan,
     side: usize,
-    by_file: Option<&str>,
+    by_file: Option<&ByFile>,
     manifest: &Manifest,
     catalog: &ParquetCatalog,
     files: &[&ManifestFile],
@@ -62,15 +63,16 @@ fn contributions(
     if files.is_empty() {
         return Ok(out);
     }
-    if let Some(sql) = by_file {
+    if let Some(by_file) = by_file {
         let mut set = CatalogSet::new();
-        set.insert(of(selected).with_file_column()?);
+        let selected = of(selected).with_file_column()?;
         let planned = {
             let _span = tracing::debug_span!("plan_contribution").entered();
-            plan_sql(sql, &set, &PlanOptions::default())?
+            by_file.plan_for(&selected)?
         };
+        set.insert(selected);
         let what = if files.len() == 1 { files[0].path.clone() } else { format!("{} files", files.len()) };
-        for_each_batch(server.submit(planned.plan, &set), &what, |batch| {
+        for_each_batch(server.submit(planned, &set), &what, |batch| {
             for mut row in rows_of(&batch)? {
                 let file = match row.first() {
                     Some(Datum::Int(i)) => files.get(*i as usize),
@@ -109,6 +111,52 @@ fn contributions(
         }
     }
     Ok(out)
+}
+
+/// A view side's contribution query for many files at once
+/// ([`ViewPlan::contribution_by_file`]), planned once and then pointed at each release's files.
+pub struct ByFile {
+    sql: String,
+    planned: Mutex<Option<Plan>>,
+}
+
+impl ByFile {
+    pub fn new(sql: String) -> Self {
+        Self { sql, planned: Mutex::new(None) }
+    }
+
+    /// The query over `catalog` (these files, with their file column): the plan made before,
+    /// its scans given `catalog`'s partitions, while its columns are where they were (a
+    /// release that adds columns is planned again).
+    fn plan_for(&self, catalog: &ParquetCatalog) -> Result<Plan> {
+        let mut cached = self.planned.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(mut plan) = cached.clone() {
+            let mut same = true;
+            for scan in plan.scans_mut() {
+                same &= scan.catalog == catalog.name
+                    && scan
+                        .columns
+                        .iter()
+                        .zip(&scan.column_indices)
+                        .all(|(name, &i)| catalog.schema.fields().get(i).is_some_and(|f| f.name() == name));
+                if !same {
+                    break;
+                }
+                let (partitions, report) =
+                    catalog.partitions_in(&scan.bounds, &[], PlanOptions::default().partition_rows)?;
+                scan.partitions = partitions;
+                scan.pruning = (&report).into();
+            }
+            if same {
+                return Ok(plan);
+            }
+        }
+        let mut set = CatalogSet::new();
+        set.insert(catalog.clone());
+        let plan = plan_sql(&self.sql, &set, &PlanOptions::default())?.plan;
+        *cached = Some(plan.clone());
+        Ok(plan)
+    }
 }
 
 /// Hands each result batch of a contribution query (over `what`) to `f` until it is done.
@@ -194,7 +242,8 @@ pub fn create_view(store: &mut Store, server: &Server, name: &str, sql: &str) ->
         bail!("\"{name}\" is already a catalog or a view");
     }
     let plan = plan_view(sql, &store.catalog_set())?;
-    let by_file: Vec<Option<String>> = (0..plan.catalogs().len()).map(|side| plan.contribution_by_file(side)).collect();
+    let by_file: Vec<Option<ByFile>> =
+        (0..plan.catalogs().len()).map(|side| plan.contribution_by_file(side).map(ByFile::new)).collect();
     let mut ledger = HashMap::new();
     let mut release = 0;
     for (side, catalog) in plan.catalogs().into_iter().enumerate() {
@@ -203,7 +252,7 @@ pub fn create_view(store: &mut Store, server: &Server, name: &str, sql: &str) ->
         };
         let manifest = cs.latest();
         let files: Vec<&ManifestFile> = manifest.files.iter().collect();
-        ledger.extend(contributions(server, &plan, side, by_file[side].as_deref(), manifest, &cs.current, &files)?);
+        ledger.extend(contributions(server, &plan, side, by_file[side].as_ref(), manifest, &cs.current, &files)?);
         release = release.max(manifest.release);
     }
     let (id, snapshot) = server.create_view(name, plan.kind.clone(), release);
@@ -277,7 +326,7 @@ fn view_deltas(
         let Some(side) = view.plan.catalogs().iter().position(|c| *c == catalog) else { continue };
         let _span = tracing::debug_span!("contributions", files = entering.len()).entered();
         let added =
-            contributions(server, &view.plan, side, view.by_file[side].as_deref(), manifest, new_catalog, &entering)
+            contributions(server, &view.plan, side, view.by_file[side].as_ref(), manifest, new_catalog, &entering)
                 .with_context(|| {
                     format!("release \"{label}\" of {catalog} rejected while updating view {}", view.name)
                 })?;
