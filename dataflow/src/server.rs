@@ -291,8 +291,7 @@ impl Server {
         // sequencer clock has passed the time it was sent at, so workers whose clocks started
         // later would hold every command back by the difference.
         let epoch = Instant::now();
-        let config = WorkerConfig::default().progress_mode(timely::worker::ProgressMode::Eager);
-        let guards = timely::execute::execute_from(builders, others, config, move |worker| {
+        let guards = timely::execute::execute_from(builders, others, WorkerConfig::default(), move |worker| {
             // The first worker of each process takes the control channel: on process 0 (whose
             // first worker, worker 0, is where results gather) it carries the clients'
             // requests, on the others only a shutdown (SIGTERM).
