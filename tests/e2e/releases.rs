@@ -151,21 +151,27 @@ fn views_follow_releases_on_one_and_several_workers_and_processes() {
     }
 }
 
+/// Rewrites in place one file of `dir` (not one of `skip`) with r1's (`d[0]`) different
+/// version of that tract (unlinked first: files are hard links shared with other releases).
+fn back_to_r1(d: &[PathBuf], dir: &Path, skip: &[std::ffi::OsString]) {
+    let name = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| !skip.contains(n))
+        .find(|n| d[0].join(n).exists() && std::fs::read(d[0].join(n)).unwrap() != std::fs::read(dir.join(n)).unwrap())
+        .expect("a tract that differs from r1");
+    std::fs::remove_file(dir.join(&name)).unwrap();
+    std::fs::copy(d[0].join(&name), dir.join(&name)).unwrap();
+}
+
 #[test]
 fn a_file_replaced_in_place_is_a_replaced_partition() {
     let releases = releases();
     let state = Scratch::new("state");
     let (server, _) = run_sequence(&["--workers", "2"], &releases, state.path());
-    // Rewrite one file of r3's folder in place with r1's version of that tract (unlink first:
-    // the files are hard links shared with other releases).
+    // Rewrite one file of r3's folder in place with r1's version of that tract.
     let d = &releases.dirs;
-    let name = std::fs::read_dir(&d[2])
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .find(|n| d[0].join(n).exists() && std::fs::read(d[0].join(n)).unwrap() != std::fs::read(d[2].join(n)).unwrap())
-        .expect("a tract of r3 that differs from r1");
-    std::fs::remove_file(d[2].join(&name)).unwrap();
-    std::fs::copy(d[0].join(&name), d[2].join(&name)).unwrap();
+    back_to_r1(d, &d[2], &[]);
     let summary = ingest(&server, "r6", &d[2]);
     assert!(summary.contains("0 files added, 1 replaced, 0 removed"), "{summary}");
     check_views(&server, &d[2], "release 6 (a file replaced in place)");
@@ -220,15 +226,7 @@ fn a_release_that_adds_a_column_keeps_the_views_exact() {
     assert!(summary.contains("0 files added, 1 replaced, 0 removed"), "{summary}");
     check_views(&server, wider.path(), "a release that adds a column");
     // Next, another file goes back to its r1 version.
-    let other = names[1..]
-        .iter()
-        .find(|n| {
-            d[0].join(n).exists()
-                && std::fs::read(d[0].join(n)).unwrap() != std::fs::read(wider.path().join(n)).unwrap()
-        })
-        .expect("a tract of r3 that differs from r1");
-    std::fs::remove_file(wider.path().join(other)).unwrap();
-    std::fs::copy(d[0].join(other), wider.path().join(other)).unwrap();
+    back_to_r1(d, wider.path(), &names[..1]);
     let summary = ingest(&server, "wider-2", wider.path());
     assert!(summary.contains("0 files added, 1 replaced, 0 removed"), "{summary}");
     check_views(&server, wider.path(), "the release after it");

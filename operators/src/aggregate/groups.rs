@@ -159,19 +159,7 @@ impl GroupTable {
                     }
                 }
                 if varying.is_empty() && rows > 0 {
-                    let id = match last {
-                        Some((k, id)) if *k == template => *id,
-                        _ => {
-                            let id = *map.entry(template).or_insert_with(|| {
-                                values.push(template);
-                                *groups += 1;
-                                (*groups - 1) as u32
-                            });
-                            *last = Some((template, id));
-                            id
-                        }
-                    };
-                    ids.resize(rows, id);
+                    ids.resize(rows, ints_id(map, values, groups, last, template));
                     return Ok(());
                 }
                 for i in 0..rows {
@@ -183,19 +171,7 @@ impl GroupTable {
                             key.0[k] = c.key_at(i);
                         }
                     }
-                    let id = match last {
-                        Some((k, id)) if *k == key => *id,
-                        _ => {
-                            let id = *map.entry(key).or_insert_with(|| {
-                                values.push(key);
-                                *groups += 1;
-                                (*groups - 1) as u32
-                            });
-                            *last = Some((key, id));
-                            id
-                        }
-                    };
-                    ids.push(id);
+                    ids.push(ints_id(map, values, groups, last, key));
                 }
             }
             Keys::Rows { converter, map, rows: stored } => {
@@ -266,6 +242,28 @@ impl GroupTable {
                 let parser = converter.parser();
                 converter.convert_rows(take.iter().map(|&g| parser.parse(&rows[g as usize])))
             }
+        }
+    }
+}
+
+/// The group of an integer key list (the last one's again, or one found or made in `map`).
+fn ints_id(
+    map: &mut FastMap<IntsKey>,
+    values: &mut Vec<IntsKey>,
+    groups: &mut usize,
+    last: &mut Option<(IntsKey, u32)>,
+    key: IntsKey,
+) -> u32 {
+    match last {
+        Some((k, id)) if *k == key => *id,
+        _ => {
+            let id = *map.entry(key).or_insert_with(|| {
+                values.push(key);
+                *groups += 1;
+                (*groups - 1) as u32
+            });
+            *last = Some((key, id));
+            id
         }
     }
 }
