@@ -64,13 +64,11 @@ fn contributions(
         return Ok(out);
     }
     if let Some(by_file) = by_file {
-        let mut set = CatalogSet::new();
-        let selected = of(selected).with_file_column()?;
+        let set: CatalogSet = std::iter::once(of(selected).with_file_column()?).collect();
         let planned = {
             let _span = tracing::debug_span!("plan_contribution").entered();
-            by_file.plan_for(&selected)?
+            by_file.plan_for(&set, &catalog.name)?
         };
-        set.insert(selected);
         let what = if files.len() == 1 { files[0].path.clone() } else { format!("{} files", files.len()) };
         for_each_batch(server.submit(planned, &set), &what, |batch| {
             for mut row in rows_of(&batch)? {
@@ -125,10 +123,11 @@ impl ByFile {
         Self { sql, planned: Mutex::new(None) }
     }
 
-    /// The query over `catalog` (these files, with their file column): the plan made before,
-    /// its scans given `catalog`'s partitions, while its columns are where they were (a
-    /// release that adds columns is planned again).
-    fn plan_for(&self, catalog: &ParquetCatalog) -> Result<Plan> {
+    /// The query over catalog `name` of `set` (these files, with their file column): the plan
+    /// made before, its scans given the catalog's partitions, while its columns are where they
+    /// were (a release that adds columns is planned again).
+    fn plan_for(&self, set: &CatalogSet, name: &str) -> Result<Plan> {
+        let catalog = set.get(name).ok_or_else(|| anyhow!("no catalog {name} to plan a contribution over"))?;
         let mut cached = self.planned.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(mut plan) = cached.clone() {
             let mut same = true;
@@ -151,9 +150,7 @@ impl ByFile {
                 return Ok(plan);
             }
         }
-        let mut set = CatalogSet::new();
-        set.insert(catalog.clone());
-        let plan = plan_sql(&self.sql, &set, &PlanOptions::default())?.plan;
+        let plan = plan_sql(&self.sql, set, &PlanOptions::default())?.plan;
         *cached = Some(plan.clone());
         Ok(plan)
     }

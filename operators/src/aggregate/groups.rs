@@ -139,23 +139,19 @@ impl GroupTable {
             }
             Keys::Ints { map, values, last, .. } => {
                 let widened = keys.iter().map(widen).collect::<Result<Vec<_>, _>>()?;
-                let columns: Vec<&dyn IntKeys> = widened
-                    .iter()
-                    .zip(keys)
-                    .map(|(w, k)| match (w, k.data_type()) {
-                        (Some(w), _) => w.as_primitive::<Int64Type>() as &dyn IntKeys,
-                        (None, DataType::Int32) => k.as_primitive::<Int32Type>(),
-                        (None, _) => k.as_primitive::<Int64Type>(),
-                    })
-                    .collect();
                 // Key columns constant over the batch (a contribution query's file, a key
                 // the files are laid out by) are read once, not per row.
                 let mut template: IntsKey = ([0; MAX_INT_KEYS], 0);
-                let mut varying: Vec<(usize, &dyn IntKeys)> = Vec::with_capacity(columns.len());
-                for (k, (c, array)) in columns.iter().zip(widened.iter().zip(keys)).enumerate() {
-                    match constant(w_or(array), rows) {
+                let mut varying: Vec<(usize, &dyn IntKeys)> = Vec::with_capacity(keys.len());
+                for (k, (w, key)) in widened.iter().zip(keys).enumerate() {
+                    // An Int32 or Int64 column, or its Int64 copy.
+                    let array = w.as_ref().unwrap_or(key);
+                    match constant(array, rows) {
                         Some(v) => template.0[k] = v,
-                        None => varying.push((k, *c)),
+                        None if array.data_type() == &DataType::Int32 => {
+                            varying.push((k, array.as_primitive::<Int32Type>()))
+                        }
+                        None => varying.push((k, array.as_primitive::<Int64Type>())),
                     }
                 }
                 if varying.is_empty() && rows > 0 {
@@ -285,11 +281,6 @@ fn widen(keys: &ArrayRef) -> Result<Option<ArrayRef>, ArrowError> {
         DataType::Int32 | DataType::Int64 => Ok(None),
         _ => cast(keys, &DataType::Int64).map(Some),
     }
-}
-
-/// The array a key column is read from: its widened copy if it has one.
-fn w_or<'a>((widened, key): (&'a Option<ArrayRef>, &'a ArrayRef)) -> &'a ArrayRef {
-    widened.as_ref().unwrap_or(key)
 }
 
 /// The value every one of the first `rows` rows of an Int32/Int64 key column has, if they all
