@@ -161,7 +161,7 @@ pub fn generate_dp02(out: &Path, opts: &Dp02Options) -> Result<Dp02Summary> {
             row_groups += write_tract(&paths[t], &props, &rows, t, opts.row_group_rows)?;
         }
     };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = crate::cores();
     let outcomes: Vec<Result<usize>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads.min(opts.files)).map(|_| scope.spawn(worker)).collect();
         handles.into_iter().map(|h| h.join().unwrap_or_else(|p| resume_unwind(p))).collect()

@@ -498,7 +498,7 @@ fn run_jobs(jobs: &[Job], files: &[BaseFile], out: &Path, seed: u64) -> Result<u
             done.push((k, result));
         }
     };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len());
+    let threads = crate::cores().min(jobs.len());
     let mut outcomes: Vec<(usize, Result<u64>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads).map(|_| scope.spawn(worker)).collect();
         handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|p| resume_unwind(p))).collect()

@@ -18,3 +18,10 @@ pub use parquet::prune::{ColumnBound, ColumnStats};
 pub use parquet::reader::PartitionReader;
 pub use parquet::{CatalogFile, FILE_COLUMN, ParquetCatalog, PruneReport, RowGroupStats, SKY_COLUMNS};
 pub use partition::Partition;
+
+/// The cores this process may use (looked up once: `available_parallelism` reads cgroup
+/// files every time it is asked).
+pub fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}

@@ -347,7 +347,7 @@ pub fn scan_release(
 
 /// Checksums of `paths`, computed on as many threads as there are cores.
 fn checksums<'p>(paths: &[&'p Path]) -> Result<HashMap<&'p Path, String>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(paths.len().max(1));
+    let threads = crate::cores().min(paths.len().max(1));
     let mut sums = HashMap::new();
     std::thread::scope(|scope| -> Result<()> {
         let handles: Vec<_> = paths

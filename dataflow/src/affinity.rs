@@ -14,6 +14,8 @@ pub(crate) fn worker_cpus(threads: usize, single_process: bool) -> Option<Vec<Co
         return None;
     }
     let cpus = core_affinity::get_core_ids()?;
+    // The process's core count is kept before any of its threads is pinned to one.
+    starflow_catalogs::cores();
     (cpus.len() == threads).then_some(cpus)
 }
 

@@ -291,6 +291,33 @@ fn rejected_ingests_change_nothing_and_a_restart_comes_back() {
     assert_eq!(views.lines().count(), VIEWS.len() + 1, "{views}");
 }
 
+/// A view's table is written after the ingest's reply: a query right after each ingest waits
+/// for it and sees the new release, SHOW VIEWS counts the view's rows, and the state folder
+/// keeps the view's current table and the one before (which a running query may still read).
+#[test]
+fn a_query_right_after_an_ingest_reads_the_new_release() {
+    let releases = releases();
+    let d = &releases.dirs;
+    let state = Scratch::new("state");
+    let catalog = format!("dp02={}", d[0].display());
+    let server =
+        ServeProcess::start(&["--catalog", &catalog, "--state-dir", state.path().to_str().unwrap(), "--workers", "2"]);
+    let (name, sql) = VIEWS[0];
+    server.repl(&["-c", &format!("CREATE MATERIALIZED VIEW {name} AS {sql}")]).ok();
+    let folder = state.path().join("views").join(name);
+    for (i, dir) in [&d[1], &d[2], &d[3], &d[1]].into_iter().enumerate() {
+        ingest(&server, &format!("again {i}"), dir);
+        let want = starflow(&["query", "--catalog", &format!("dp02={}", dir.display()), "--format", "csv", sql]);
+        let got = view_csv(&server, name);
+        same_result(&got, want.ok()).unwrap_or_else(|e| panic!("after ingest {i}: {e}"));
+        let views = server.sql("SHOW VIEWS").ok().to_string();
+        let rows = views.lines().nth(1).and_then(|l| l.split(',').nth(4)).unwrap_or_default().to_string();
+        assert_eq!(rows, (got.lines().count() - 1).to_string(), "SHOW VIEWS rows after ingest {i}:\n{views}");
+        let files = std::fs::read_dir(&folder).unwrap().count();
+        assert!((1..=2).contains(&files), "{files} files in {} after ingest {i}", folder.display());
+    }
+}
+
 #[test]
 fn subscribe_streams_each_release_s_changes() {
     use std::io::BufRead;

@@ -370,7 +370,7 @@ fn read_footers<T: Send>(
 ) -> Result<Vec<T>> {
     // A handful of footers (a release's new files) read faster than threads start.
     const PER_THREAD: usize = 4;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(paths.len().div_ceil(PER_THREAD));
+    let threads = crate::cores().min(paths.len().div_ceil(PER_THREAD));
     let chunk = paths.len().div_ceil(threads.max(1)).max(1);
     let keep = &keep;
     let read_part = move |c: usize, part: &[PathBuf]| -> Result<Vec<T>> {

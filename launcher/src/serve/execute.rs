@@ -29,6 +29,9 @@ const REPORTS_KEPT: usize = 8;
 /// How often a running query reports progress (and notices a vanished client).
 const TICK: Duration = Duration::from_millis(250);
 
+/// The longest a query waits for views' tables to be written after an ingest.
+const TABLES: Duration = Duration::from_secs(10);
+
 /// What every statement thread shares.
 pub struct State {
     pub server: Server,
@@ -38,6 +41,10 @@ pub struct State {
     pub paths: RwLock<BTreeMap<String, String>>,
     /// Releases and views; held while one changes (one ingest or view change at a time).
     pub store: Mutex<Store>,
+    /// Set while the views' tables are behind what `catalogs` says (an ingest replied; its
+    /// statement writes them next): queries wait for them.
+    pub tables_pending: Mutex<bool>,
+    pub tables_written: std::sync::Condvar,
     pub token: String,
     pub processes: usize,
     pub threads: usize,
@@ -51,19 +58,46 @@ pub struct State {
 }
 
 impl State {
-    /// A consistent snapshot of what queries can name.
+    /// A consistent snapshot of what queries can name: after an ingest, once its views'
+    /// tables are written (a wait of a fraction of a millisecond, never more than `TABLES`).
     pub fn catalogs(&self) -> Arc<CatalogSet> {
+        let pending = self.tables_pending.lock().unwrap_or_else(|p| p.into_inner());
+        let _written = self.tables_written.wait_timeout_while(pending, TABLES, |p| *p);
         self.catalogs.read().expect("catalogs lock").clone()
     }
 
-    /// After a release or a view change: publish the new catalogs.
+    /// After a release or a view change: publish the new catalogs (and whether views' tables
+    /// are still to be written).
     fn refresh(&self, store: &Store) {
+        let mut pending = self.tables_pending.lock().unwrap_or_else(|p| p.into_inner());
         *self.catalogs.write().expect("catalogs lock") = store.catalog_set();
         *self.paths.write().expect("paths lock") = store.roots();
+        *pending = store.tables_behind();
+        if !*pending {
+            self.tables_written.notify_all();
+        }
     }
 
     fn store(&self) -> std::sync::MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The store, to change it: first the views' tables an earlier ingest left behind are
+    /// written (when this statement came before that ingest's own writing).
+    fn store_to_change(&self) -> std::sync::MutexGuard<'_, Store> {
+        let mut store = self.store();
+        if store.tables_behind() {
+            views::write_tables(&mut store);
+            self.refresh(&store);
+        }
+        store
+    }
+
+    /// After a statement's reply: writes the views' tables it left behind.
+    fn write_pending_tables(&self) {
+        if *self.tables_pending.lock().unwrap_or_else(|p| p.into_inner()) {
+            drop(self.store_to_change());
+        }
     }
 }
 
@@ -163,6 +197,7 @@ pub fn execute(state: &State, text: &str, max_rows: u64, client: &str, frames: &
     };
     // A client that stalled already had its minute: the last frame gets a few seconds.
     let _ = frames.send_within(&last, Duration::from_secs(5));
+    state.write_pending_tables();
 }
 
 fn run(
@@ -197,14 +232,14 @@ fn run(
             &mut RowsToClient { max_rows: 0, sent: 0 },
         ),
         Statement::CreateView { name, query } => {
-            let mut store = state.store();
+            let mut store = state.store_to_change();
             let message = views::create_view(&mut store, &state.server, &name, &query)?;
             state.refresh(&store);
             frames.send(&Frame::Text(message))?;
             Ok(DoneFrame::default())
         }
         Statement::DropView(name) => {
-            let mut store = state.store();
+            let mut store = state.store_to_change();
             let message = views::drop_view(&mut store, &state.server, &name)?;
             state.refresh(&store);
             frames.send(&Frame::Text(message))?;
@@ -214,7 +249,7 @@ fn run(
         Statement::ShowViews => table(frames, show_views(&state.store())?),
         Statement::ShowReleases(catalog) => table(frames, show_releases(&state.store(), catalog.as_deref())?),
         Statement::Ingest { label, catalog, path } => {
-            let mut store = state.store();
+            let mut store = state.store_to_change();
             let s = views::ingest(&mut store, &state.server, &catalog, &label, &path)?;
             state.refresh(&store);
             drop(store);
@@ -532,7 +567,12 @@ pub(super) fn show_views(store: &Store) -> Result<RecordBatch> {
         ("catalog", Arc::new(StringArray::from_iter_values(views.iter().map(|v| v.plan.catalogs().join(" ⋈ "))))),
         ("kind", Arc::new(StringArray::from_iter_values(views.iter().map(|v| kind(v))))),
         ("release", Arc::new(UInt64Array::from_iter_values(views.iter().map(|v| v.release)))),
-        ("rows", Arc::new(UInt64Array::from_iter_values(views.iter().map(|v| v.table.num_rows())))),
+        (
+            "rows",
+            Arc::new(UInt64Array::from_iter_values(
+                views.iter().map(|v| v.snapshot.with_rows(|rows| rows.values().map(|n| (*n).max(0) as u64).sum())),
+            )),
+        ),
         (
             "state_records",
             Arc::new(UInt64Array::from_iter_values(

@@ -120,6 +120,8 @@ fn serve(args: &ServeArgs, topology: &crate::cluster::Topology, stop: &AtomicBoo
         catalogs: RwLock::new(catalogs.clone()),
         paths: RwLock::new(store.roots()),
         store: Mutex::new(store),
+        tables_pending: Mutex::new(false),
+        tables_written: Default::default(),
         token: info.token.clone(),
         processes,
         threads,

@@ -48,8 +48,21 @@ pub struct View {
     pub ledger: HashMap<u64, Vec<ViewRecord>>,
     /// The release its contents reflect.
     pub release: u64,
-    /// Its contents as a catalog (a Parquet file in the state folder), for queries.
-    pub table: ParquetCatalog,
+    /// Its contents as a catalog (a Parquet file in the state folder), for queries: written
+    /// when a statement first needs them after they changed (see [`View::table_behind`]);
+    /// None when that write failed.
+    pub table: Option<ParquetCatalog>,
+    /// The release whose contents `table` holds (or failed to).
+    pub table_release: u64,
+}
+
+impl View {
+    /// True when the view's contents moved past its table (an ingest updated the view; the
+    /// table is written after the ingest's reply, or by the next statement that changes the
+    /// store).
+    pub fn table_behind(&self) -> bool {
+        self.table_release != self.release
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -179,16 +192,26 @@ impl Store {
         self.dir.join("views").join(view).join(format!("release-{release}.parquet"))
     }
 
-    /// What queries can name: every catalog at its current release, and every view.
+    /// What queries can name: every catalog at its current release, and every view whose
+    /// table holds its current contents.
     pub fn catalog_set(&self) -> Arc<CatalogSet> {
         let mut set = CatalogSet::new();
         for c in self.catalogs.values() {
             set.insert(c.current.clone());
         }
-        for v in self.views.values() {
-            set.insert(v.table.clone());
+        // A view whose table is behind is left out: queries wait until it is written
+        // (`State::catalogs`), and one whose table could not be written is not offered.
+        for v in self.views.values().filter(|v| !v.table_behind()) {
+            if let Some(table) = &v.table {
+                set.insert(table.clone());
+            }
         }
         Arc::new(set)
+    }
+
+    /// True when some view's table is behind its contents.
+    pub fn tables_behind(&self) -> bool {
+        self.views.values().any(View::table_behind)
     }
 
     /// Catalog name → where its current release lives.

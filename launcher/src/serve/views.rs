@@ -199,15 +199,19 @@ fn to_records(mut row: Row, plan: &ViewPlan, side: usize, partition: u64) -> Opt
 }
 
 /// Writes a view's contents at `release` and opens them as a catalog named after the view.
+/// Of its earlier files, only the one of release `keep` stays (a running query may still
+/// read it).
 fn write_table(
     store: &Store,
     view: &str,
     plan: &ViewPlan,
     snapshot: &starflow_dataflow::view::Snapshot,
     release: u64,
+    keep: Option<u64>,
 ) -> Result<ParquetCatalog> {
     let path = store.view_file(view, release);
-    std::fs::create_dir_all(path.parent().expect("view folder"))?;
+    let folder = path.parent().expect("view folder");
+    std::fs::create_dir_all(folder)?;
     let tmp = path.with_extension("parquet.tmp");
     let file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let mut writer = ArrowWriter::try_new(file, plan.schema.clone(), None)?;
@@ -220,11 +224,33 @@ fn write_table(
     })?;
     let metadata = writer.close()?;
     std::fs::rename(&tmp, &path)?;
-    // Keep the previous release's file (a query may still read it); drop older ones.
-    if release >= 2 {
-        let _ = std::fs::remove_file(store.view_file(view, release - 2));
+    let kept = [Some(path.clone()), keep.map(|r| store.view_file(view, r))];
+    for entry in std::fs::read_dir(folder)?.flatten() {
+        if !kept.iter().flatten().any(|k| *k == entry.path()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
     Ok(ParquetCatalog::of_written(view, &path, plan.schema.clone(), &metadata))
+}
+
+/// Writes the table of every view whose contents moved past it (after an ingest). A table
+/// that cannot be written is logged and left out of what queries can name until the view
+/// changes again.
+pub fn write_tables(store: &mut Store) {
+    let behind: Vec<String> = store.views.values().filter(|v| v.table_behind()).map(|v| v.name.clone()).collect();
+    for name in behind {
+        let _span = tracing::debug_span!("write_table", view = name.as_str()).entered();
+        let view = &store.views[&name];
+        let keep = view.table.as_ref().map(|_| view.table_release);
+        let written = write_table(store, &name, &view.plan, &view.snapshot, view.release, keep);
+        let view = store.views.get_mut(&name).expect("view");
+        if let Err(e) = &written {
+            tracing::warn!(view = name.as_str(), release = view.release, error = %format!("{e:#}"),
+                "the view's contents could not be written as a table; queries cannot read it until it changes again");
+        }
+        view.table = written.ok();
+        view.table_release = view.release;
+    }
 }
 
 /// Waits until the view reflects its update.
@@ -255,12 +281,23 @@ pub fn create_view(store: &mut Store, server: &Server, name: &str, sql: &str) ->
     let (id, snapshot) = server.create_view(name, plan.kind.clone(), release);
     let records: Vec<(ViewRecord, isize)> = ledger.values().flatten().map(|r| (r.clone(), 1)).collect();
     wait(server.update_view(id, release, records))?;
-    let table = write_table(store, name, &plan, &snapshot, release)?;
+    let table = write_table(store, name, &plan, &snapshot, release, None)?;
     let rows = table.num_rows();
     let catalog = plan.catalogs().join(" ⋈ ");
     store.views.insert(
         name.to_string(),
-        View { name: name.to_string(), sql: sql.to_string(), plan, by_file, id, snapshot, ledger, release, table },
+        View {
+            name: name.to_string(),
+            sql: sql.to_string(),
+            plan,
+            by_file,
+            id,
+            snapshot,
+            ledger,
+            release,
+            table: Some(table),
+            table_release: release,
+        },
     );
     if let Err(e) = store.save_views() {
         let view = store.views.remove(name).expect("just inserted");
@@ -341,7 +378,8 @@ fn view_deltas(
 }
 
 /// `INGEST RELEASE 'label' INTO catalog FROM 'path'`: validates the new release, updates
-/// every view over the catalog with the delta, then records the release.
+/// every view over the catalog with the delta, then records the release. The views' tables
+/// are left behind their contents, for [`write_tables`] (after the reply).
 pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, path: &str) -> Result<IngestSummary> {
     let started = Instant::now();
     let cs = store.catalogs.get(catalog).ok_or_else(|| {
@@ -361,8 +399,7 @@ pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, pa
     drop(scan_span);
     let scanned = started.elapsed();
     // The manifest's slow part (its fsync) runs beside the views' update; it takes its place
-    // (`go`) once they are updated, while their tables are written (dropped instead, if the
-    // ingest fails before).
+    // (`go`) once they are updated (dropped instead, if the ingest fails before).
     let (go, commit_now) = std::sync::mpsc::channel::<()>();
     let staging = {
         let (dir, manifest) = (store.dir.clone(), manifest.clone());
@@ -401,15 +438,6 @@ pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, pa
     }
     let updated = started.elapsed();
     let _ = go.send(());
-    let mut table_error = None;
-    for name in &names {
-        let _span = tracing::debug_span!("write_table", view = name.as_str()).entered();
-        let view = &store.views[name];
-        match write_table(store, name, &view.plan, &view.snapshot, view.release) {
-            Ok(table) => store.views.get_mut(name).expect("view").table = table,
-            Err(e) => table_error = table_error.or(Some(e.context(format!("writing the contents of view {name}")))),
-        }
-    }
     staging.join().map_err(|_| anyhow!("writing the manifest failed"))??;
     tracing::info!(
         catalog,
@@ -417,7 +445,7 @@ pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, pa
         scan_ms = scanned.as_secs_f64() * 1e3,
         contributions_ms = (computed - scanned).as_secs_f64() * 1e3,
         views_ms = (updated - computed).as_secs_f64() * 1e3,
-        tables_and_manifest_ms = (started.elapsed() - updated).as_secs_f64() * 1e3,
+        manifest_ms = (started.elapsed() - updated).as_secs_f64() * 1e3,
         "release ingested"
     );
     let rows = |files: &mut dyn Iterator<Item = &ManifestFile>| files.map(|f| f.rows).sum::<u64>();
@@ -438,9 +466,5 @@ pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, pa
     let cs: &mut CatalogState = store.catalogs.get_mut(catalog).expect("catalog");
     cs.manifests.push(manifest);
     cs.current = new_catalog;
-    // The release is in place; a view whose table could not be written shows its previous one.
-    match table_error {
-        Some(e) => Err(e),
-        None => Ok(summary),
-    }
+    Ok(summary)
 }
