@@ -301,7 +301,11 @@ impl Session {
                 Frame::Done(done) => {
                     printer.finish(done.rows_out, done.rows_sent)?;
                     if self.timing {
-                        let line = format!("Time: {:.3} s", started.elapsed().as_secs_f64());
+                        let line = format!(
+                            "Time: {:.3} s (on the server: {:.4} s)",
+                            started.elapsed().as_secs_f64(),
+                            done.seconds
+                        );
                         if self.format == Format::Table { println!("{line}") } else { eprintln!("{line}") }
                     }
                     std::io::stdout().flush()?;

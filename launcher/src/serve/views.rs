@@ -328,7 +328,6 @@ pub struct IngestSummary {
     pub removed: (usize, u64),
     pub unchanged: usize,
     pub views: Vec<String>,
-    pub seconds: f64,
 }
 
 /// What a release changes in one view.
@@ -461,7 +460,6 @@ pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, pa
         removed: (delta.removed.len(), rows(&mut delta.removed.iter())),
         unchanged: delta.unchanged,
         views: names,
-        seconds: started.elapsed().as_secs_f64(),
     };
     let cs: &mut CatalogState = store.catalogs.get_mut(catalog).expect("catalog");
     cs.manifests.push(manifest);
