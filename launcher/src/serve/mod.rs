@@ -8,6 +8,7 @@
 
 mod control;
 mod execute;
+mod helper;
 pub mod statement;
 mod status;
 mod store;

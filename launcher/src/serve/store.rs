@@ -77,6 +77,8 @@ pub struct Store {
     pub persistent: bool,
     pub catalogs: BTreeMap<String, CatalogState>,
     pub views: BTreeMap<String, View>,
+    /// Stages release manifests beside the ingest that makes them.
+    pub helper: super::helper::Helper,
 }
 
 fn manifest_path(dir: &Path, catalog: &str, release: u64) -> PathBuf {
@@ -103,7 +105,13 @@ impl Store {
             }
         };
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the state folder {}", dir.display()))?;
-        let mut store = Self { dir, persistent, catalogs: BTreeMap::new(), views: BTreeMap::new() };
+        let mut store = Self {
+            dir,
+            persistent,
+            catalogs: BTreeMap::new(),
+            views: BTreeMap::new(),
+            helper: super::helper::Helper::start("manifests"),
+        };
         store.load_catalogs()?;
         for spec in specs {
             let Some((name, path)) = spec.split_once('=').filter(|(n, p)| !n.is_empty() && !p.is_empty()) else {

@@ -402,7 +402,7 @@ pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, pa
     let (go, commit_now) = std::sync::mpsc::channel::<()>();
     let staging = {
         let (dir, manifest) = (store.dir.clone(), manifest.clone());
-        std::thread::spawn(move || -> Result<()> {
+        store.helper.run(move || -> Result<()> {
             let staged = super::store::stage_manifest(&dir, &manifest)?;
             if commit_now.recv().is_ok() {
                 let _span = tracing::debug_span!("manifest").entered();
@@ -416,7 +416,7 @@ pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, pa
         Err(e) => {
             // Nothing of the release stays behind: the staged manifest is removed.
             drop(go);
-            let _ = staging.join();
+            let _ = staging.recv();
             return Err(e);
         }
     };
@@ -437,7 +437,7 @@ pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, pa
     }
     let updated = started.elapsed();
     let _ = go.send(());
-    staging.join().map_err(|_| anyhow!("writing the manifest failed"))??;
+    staging.recv().map_err(|_| anyhow!("writing the manifest failed"))??;
     tracing::info!(
         catalog,
         release = manifest.release,
