@@ -22,6 +22,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{CatalogError, Result};
 use crate::parquet::ParquetCatalog;
 
+/// A release that brings at most this many files keeps their footers until its views are
+/// updated.
+const KEPT_FOOTERS: usize = 64;
+
 /// One file of a release.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestFile {
@@ -377,7 +381,9 @@ fn open_reusing(
         return ParquetCatalog::open_files(name, paths);
     };
     let fresh: Vec<PathBuf> = paths.iter().zip(cached).filter(|(_, c)| c.is_none()).map(|(p, _)| p.clone()).collect();
-    let opened = if fresh.is_empty() { None } else { Some(ParquetCatalog::open_files(name, &fresh)?) };
+    // A release's few new files keep their footers for the views' contribution query.
+    let keep = fresh.len() <= KEPT_FOOTERS;
+    let opened = if fresh.is_empty() { None } else { Some(ParquetCatalog::open_files_keeping(name, &fresh, keep)?) };
     if opened.as_ref().is_some_and(|o| o.schema.fields() != before.schema.fields()) {
         return ParquetCatalog::open_files(name, paths);
     }

@@ -145,6 +145,7 @@ pub fn open(name: &str, dir: &Path) -> Result<ParquetCatalog> {
                 num_rows: 0,
                 row_group_rows: Vec::new(),
                 lazy: true,
+                footer: None,
             });
             file_pixels.push((order, pixel));
         }

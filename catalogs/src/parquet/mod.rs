@@ -38,6 +38,11 @@ pub struct CatalogFile {
     /// its row groups.
     #[serde(default)]
     pub lazy: bool,
+    /// The footer itself, kept only for the few files a release just brought (their
+    /// contributions to the views are computed next: the scanning worker need not read it
+    /// again); never shipped, and dropped once the release is in place.
+    #[serde(skip)]
+    pub footer: Option<ArrowReaderMetadata>,
 }
 
 impl CatalogFile {
@@ -121,7 +126,17 @@ impl ParquetCatalog {
 
     /// Opens the catalog made of exactly these Parquet files (in this order).
     pub fn open_files(name: &str, paths: &[PathBuf]) -> Result<Self> {
-        let footers = read_footers(paths, false, |_, footer| footer)?;
+        Self::open_files_keeping(name, paths, false)
+    }
+
+    /// [`ParquetCatalog::open_files`], each file keeping its footer if `keep_footers`.
+    pub fn open_files_keeping(name: &str, paths: &[PathBuf], keep_footers: bool) -> Result<Self> {
+        let footers = read_footers(paths, false, |_, mut footer| {
+            if !keep_footers {
+                footer.metadata = None;
+            }
+            footer
+        })?;
         let (schema, columns) = reconcile_schemas(&footers)?;
         let files = footers
             .into_iter()
@@ -132,6 +147,7 @@ impl ParquetCatalog {
                 num_rows: f.num_rows,
                 row_group_rows: f.row_groups.iter().map(|rg| rg.rows).collect(),
                 lazy: false,
+                footer: f.metadata,
             })
             .collect();
         Ok(Self { name: name.to_string(), files, schema, file_column: false, hats: None })
@@ -152,6 +168,7 @@ impl ParquetCatalog {
             num_rows: row_group_rows.iter().sum(),
             row_group_rows,
             lazy: false,
+            footer: None,
         };
         Self { name: name.to_string(), files: vec![file], schema, file_column: false, hats: None }
     }
@@ -359,6 +376,7 @@ struct Footer {
     schema: SchemaRef,
     num_rows: u64,
     row_groups: Vec<RowGroupStats>,
+    metadata: Option<ArrowReaderMetadata>,
 }
 
 /// Reads every footer, on up to all cores (footers are small; latency dominates), and maps
@@ -426,7 +444,7 @@ fn read_footer(path: &Path, with_stats: bool) -> Result<Footer> {
         })
         .collect();
     let (schema, num_rows) = (metadata.schema().clone(), meta.file_metadata().num_rows() as u64);
-    Ok(Footer { path: path.to_path_buf(), schema, num_rows, row_groups })
+    Ok(Footer { path: path.to_path_buf(), schema, num_rows, row_groups, metadata: Some(metadata) })
 }
 
 /// Reads and decodes the footer of one file.

@@ -53,8 +53,9 @@ impl PartitionReader {
         let needs_footer =
             file.lazy || columns.iter().any(|&c| !catalog.is_file_column(c) && file.columns[c].is_some());
         let metadata = if needs_footer {
-            Some(match footer {
-                Some((f, m)) if *f == partition.file => m.clone(),
+            Some(match (footer.as_ref(), &file.footer) {
+                (Some((f, m)), _) if *f == partition.file => m.clone(),
+                (_, Some(m)) => m.clone(),
                 _ => {
                     let m = tracing::debug_span!("footer").in_scope(|| load_footer(&file.path))?;
                     check_unchanged(catalog, partition.file, &m)?;

@@ -464,5 +464,9 @@ pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, pa
     let cs: &mut CatalogState = store.catalogs.get_mut(catalog).expect("catalog");
     cs.manifests.push(manifest);
     cs.current = new_catalog;
+    // The entering files' footers served the contribution queries; catalogs keep none.
+    for file in &mut cs.current.files {
+        file.footer = None;
+    }
     Ok(summary)
 }
