@@ -20,7 +20,7 @@ use std::time::UNIX_EPOCH;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CatalogError, Result};
-use crate::parquet::ParquetCatalog;
+use crate::parquet::{Job, ParquetCatalog, Prefetch};
 
 /// A release that brings at most this many files keeps their footers until its views are
 /// updated.
@@ -158,6 +158,18 @@ pub fn scan_release(
     label: &str,
     previous: Option<&(Manifest, ParquetCatalog)>,
 ) -> Result<(Manifest, ReleaseDelta, ParquetCatalog)> {
+    scan_release_with(name, root, label, previous, &|job| job())
+}
+
+/// [`scan_release`], reading the footers of a release's few new files on `spare` (a thread
+/// kept for such jobs) while the other files are looked at.
+pub fn scan_release_with(
+    name: &str,
+    root: &str,
+    label: &str,
+    previous: Option<&(Manifest, ParquetCatalog)>,
+    spare: &dyn Fn(Job),
+) -> Result<(Manifest, ReleaseDelta, ParquetCatalog)> {
     let span = tracing::debug_span!("resolve_paths").entered();
     let paths = crate::parquet::resolve_paths(root)?;
     drop(span);
@@ -191,6 +203,7 @@ pub fn scan_release(
         cached: Option<usize>,
     }
     let mut stats = Vec::with_capacity(paths.len());
+    let mut prefetch = previous.is_some().then(|| Prefetch::new(spare, KEPT_FOOTERS));
     for path in &paths {
         let relative = path.strip_prefix(&base_dir).unwrap_or(path).to_string_lossy().into_owned();
         let meta = fs::metadata(path).map_err(|source| CatalogError::Io { path: path.clone(), source })?;
@@ -204,11 +217,15 @@ pub fn scan_release(
             .get(&(file_id, meta.len(), mtime_ns))
             .or_else(|| stat_by_path.get(&(relative.as_str(), meta.len(), mtime_ns)))
             .copied();
+        if let Some(prefetch) = prefetch.as_mut().filter(|_| cached.is_none()) {
+            prefetch.push(path);
+        }
         stats.push(Stat { relative, size: meta.len(), mtime_ns, file_id, cached });
     }
     drop(span);
     let span = tracing::debug_span!("open_reusing").entered();
-    let catalog = open_reusing(name, &paths, &stats.iter().map(|s| s.cached).collect::<Vec<_>>(), previous)?;
+    let cached: Vec<Option<usize>> = stats.iter().map(|s| s.cached).collect();
+    let catalog = open_reusing(name, &paths, &cached, prefetch.and_then(|p| p.finish(name)), previous)?;
     drop(span);
     let _span = tracing::debug_span!("delta").entered();
     if let Some((_, before)) = previous {
@@ -369,12 +386,14 @@ fn checksums<'p>(paths: &[&'p Path]) -> Result<HashMap<&'p Path, String>> {
 }
 
 /// Opens the catalog of `paths`, reading footers only of files not `cached` (an index into
-/// the previous release's files): when the new files agree with the previous schema, the
-/// previous entries are reused; otherwise every footer is read again.
+/// the previous release's files; `prefetched`: those files opened already, keeping their
+/// footers): when the new files agree with the previous schema, the previous entries are
+/// reused; otherwise every footer is read again.
 fn open_reusing(
     name: &str,
     paths: &[PathBuf],
     cached: &[Option<usize>],
+    prefetched: Option<Result<ParquetCatalog>>,
     previous: Option<&(Manifest, ParquetCatalog)>,
 ) -> Result<ParquetCatalog> {
     let Some((_, before)) = previous.filter(|_| cached.iter().any(Option::is_some)) else {
@@ -382,8 +401,11 @@ fn open_reusing(
     };
     let fresh: Vec<PathBuf> = paths.iter().zip(cached).filter(|(_, c)| c.is_none()).map(|(p, _)| p.clone()).collect();
     // A release's few new files keep their footers for the views' contribution query.
-    let keep = fresh.len() <= KEPT_FOOTERS;
-    let opened = if fresh.is_empty() { None } else { Some(ParquetCatalog::open_files_keeping(name, &fresh, keep)?) };
+    let opened = match prefetched {
+        _ if fresh.is_empty() => None,
+        Some(opened) => Some(opened?),
+        None => Some(ParquetCatalog::open_files_keeping(name, &fresh, fresh.len() <= KEPT_FOOTERS)?),
+    };
     if opened.as_ref().is_some_and(|o| o.schema.fields() != before.schema.fields()) {
         return ParquetCatalog::open_files(name, paths);
     }

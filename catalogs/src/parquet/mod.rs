@@ -137,6 +137,11 @@ impl ParquetCatalog {
             }
             footer
         })?;
+        Self::of_footers(name, footers)
+    }
+
+    /// The catalog of files whose footers were read (in this order).
+    fn of_footers(name: &str, footers: Vec<Footer>) -> Result<Self> {
         let (schema, columns) = reconcile_schemas(&footers)?;
         let files = footers
             .into_iter()
@@ -445,6 +450,66 @@ fn read_footer(path: &Path, with_stats: bool) -> Result<Footer> {
         .collect();
     let (schema, num_rows) = (metadata.schema().clone(), meta.file_metadata().num_rows() as u64);
     Ok(Footer { path: path.to_path_buf(), schema, num_rows, row_groups, metadata: Some(metadata) })
+}
+
+/// A job for a spare thread.
+pub type Job = Box<dyn FnOnce() + Send>;
+
+/// Footers of a few files read ahead on a spare thread (while the caller goes on looking at
+/// other files), then opened as a catalog whose files keep their footers. Past `limit` files
+/// it gives up (the caller opens them its own way, on every core).
+pub struct Prefetch<'a> {
+    spare: &'a dyn Fn(Job),
+    limit: usize,
+    sent: usize,
+    tx: std::sync::mpsc::Sender<(usize, Result<Footer>)>,
+    rx: std::sync::mpsc::Receiver<(usize, Result<Footer>)>,
+    given_up: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<'a> Prefetch<'a> {
+    /// Reads ahead with `spare`, at most `limit` files.
+    pub fn new(spare: &'a dyn Fn(Job), limit: usize) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel();
+        Self { spare, limit, sent: 0, tx, rx, given_up: Arc::default() }
+    }
+
+    /// Starts reading the footer of `path`.
+    pub fn push(&mut self, path: &Path) {
+        use std::sync::atomic::Ordering;
+        self.sent += 1;
+        if self.sent > self.limit {
+            self.given_up.store(true, Ordering::Relaxed);
+            return;
+        }
+        let (n, path, tx, given_up) = (self.sent - 1, path.to_path_buf(), self.tx.clone(), self.given_up.clone());
+        (self.spare)(Box::new(move || {
+            if !given_up.load(Ordering::Relaxed) {
+                let _ = tx.send((n, read_footer(&path, false)));
+            }
+        }));
+    }
+
+    /// The catalog of the pushed files, in order (None: more than `limit`, or a footer that
+    /// was not read).
+    pub fn finish(self, name: &str) -> Option<Result<ParquetCatalog>> {
+        if self.sent > self.limit {
+            return None;
+        }
+        drop(self.tx);
+        let mut footers: Vec<(usize, Result<Footer>)> = self.rx.iter().take(self.sent).collect();
+        if footers.len() < self.sent {
+            return None;
+        }
+        footers.sort_by_key(|(n, _)| *n);
+        Some(
+            footers
+                .into_iter()
+                .map(|(_, f)| f)
+                .collect::<Result<Vec<_>>>()
+                .and_then(|f| ParquetCatalog::of_footers(name, f)),
+        )
+    }
 }
 
 /// Reads and decodes the footer of one file.

@@ -5,7 +5,7 @@
 use std::sync::Mutex;
 use std::sync::mpsc;
 
-type Job = Box<dyn FnOnce() + Send>;
+use starflow_catalogs::parquet::Job;
 
 /// One kept thread and its queue of jobs.
 pub struct Helper {
@@ -28,13 +28,18 @@ impl Helper {
     /// arrives on the receiver, which reports a disconnection if the job panicked.
     pub fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> mpsc::Receiver<T> {
         let (tx, rx) = mpsc::sync_channel(1);
-        let job: Job = Box::new(move || {
+        self.submit(Box::new(move || {
             let _ = tx.send(job());
-        });
+        }));
+        rx
+    }
+
+    /// Runs `job` on the kept thread (on a new one if that thread is gone).
+    pub fn submit(&self, job: Job) {
         let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
         let job = match jobs.as_ref() {
             Some(queue) => match queue.send(job) {
-                Ok(()) => return rx,
+                Ok(()) => return,
                 Err(mpsc::SendError(job)) => {
                     *jobs = None;
                     job
@@ -45,7 +50,6 @@ impl Helper {
         if let Err(e) = std::thread::Builder::new().spawn(job) {
             tracing::warn!(error = %e, "cannot start a thread for a helper job");
         }
-        rx
     }
 }
 

@@ -12,7 +12,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use arrow_array::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use starflow_catalogs::ParquetCatalog;
-use starflow_catalogs::release::{Manifest, ManifestFile, scan_release};
+use starflow_catalogs::release::{Manifest, ManifestFile, scan_release_with};
 use starflow_dataflow::sql::view::{ViewPlan, plan_view};
 use starflow_dataflow::view::convert::{batch_of, rows_of};
 use starflow_dataflow::view::{Datum, JOIN_RIGHT, Row, ViewKind, ViewRecord};
@@ -392,7 +392,9 @@ pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, pa
     }
     let previous = (cs.latest().clone(), cs.current.clone());
     let scan_span = tracing::debug_span!("scan_release").entered();
-    let (manifest, delta, new_catalog) = scan_release(catalog, path, label, Some(&previous)).with_context(|| {
+    let spare = |job| store.helper.submit(job);
+    let scanned = scan_release_with(catalog, path, label, Some(&previous), &spare);
+    let (manifest, delta, new_catalog) = scanned.with_context(|| {
         format!("release \"{label}\" of {catalog} rejected; {catalog} stays at release {}", previous.0.release)
     })?;
     drop(scan_span);
