@@ -5,7 +5,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use arrow_schema::DataType;
-use starflow_e2e::{AGG, Dp02Row, FloatAgg, Tol, Value, WORKERS, assert_rows_eq, assert_same_rows, dp02, query, rows};
+use starflow_e2e::{
+    AGG, Dp02Row, FloatAgg, Tol, Value, WORKERS, assert_rows_eq, assert_same_rows, catalogs, dp02, query, rows,
+    small_partitions, try_plan,
+};
 
 /// Brute-force `COUNT(*)` and the float aggregates of one column, per key.
 fn group<K: Ord>(key: impl Fn(&Dp02Row) -> Option<K>, value: impl Fn(&Dp02Row) -> f64) -> BTreeMap<K, (i64, FloatAgg)> {
@@ -95,7 +98,19 @@ fn group_by_tract_and_patch_matches_brute_force() {
         .map(|((t, p), (n, a))| [vec![Value::Int((*t).into()), Value::Int((*p).into())], all_stats(*n, a)].concat())
         .collect();
     assert!(expected.len() > 20, "many groups: {}", expected.len());
-    assert_same_rows(rows(BY_TRACT_PATCH, WORKERS), expected, AGG, BY_TRACT_PATCH);
+    assert_same_rows(rows(BY_TRACT_PATCH, WORKERS), expected.clone(), AGG, BY_TRACT_PATCH);
+    // Every group finished on worker 0 (as a view's contribution query does): the same rows,
+    // with no gather.
+    let mut plan = starflow_dataflow::plan_sql(BY_TRACT_PATCH, &catalogs(), &small_partitions()).unwrap().plan;
+    assert!(!plan.is_gathered());
+    for aggregate in plan.aggregates_mut() {
+        aggregate.on_first_worker = true;
+    }
+    assert!(plan.is_gathered(), "finished on worker 0, the result needs no gather");
+    for workers in [1, 3] {
+        let out = try_plan(&plan, workers).unwrap();
+        assert_same_rows(out.rows(), expected.clone(), AGG, &format!("{BY_TRACT_PATCH} on worker 0 of {workers}"));
+    }
 }
 
 #[test]

@@ -77,13 +77,18 @@ pub fn try_query_with(sql: &str, workers: usize, options: &PlanOptions) -> Resul
     let catalogs = catalogs();
     let planned = plan_sql(sql, &catalogs, options).map_err(|e| format!("planning: {e}"))?;
     assert!(!planned.explain, "use explain() for EXPLAIN statements");
+    try_plan(&planned.plan, workers)
+}
+
+/// Runs a planned query over the test catalog on `workers` threads.
+pub fn try_plan(plan: &starflow_dataflow::Plan, workers: usize) -> Result<QueryOutput, String> {
     let mut batches = Vec::new();
-    let stats = run_query(&planned.plan, catalogs, Operators, ExecOptions::local(workers), |batch| {
+    let stats = run_query(plan, catalogs(), Operators, ExecOptions::local(workers), |batch| {
         batches.push(batch);
         Ok(())
     })
     .map_err(|e| format!("running: {e}"))?;
-    Ok(QueryOutput { schema: planned.plan.schema(), batches, stats })
+    Ok(QueryOutput { schema: plan.schema(), batches, stats })
 }
 
 /// Runs `sql`, panicking (with the statement) if it fails.

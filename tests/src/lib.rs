@@ -14,7 +14,8 @@ pub mod value;
 
 pub use cli::{CliOutput, catalog_args, output_lines, starflow, starflow_bin, starflow_query};
 pub use engine::{
-    QueryOutput, WORKER_COUNTS, WORKERS, catalogs, explain, query, rows, small_partitions, try_query, try_query_with,
+    QueryOutput, WORKER_COUNTS, WORKERS, catalogs, explain, query, rows, small_partitions, try_plan, try_query,
+    try_query_with,
 };
 pub use fixture::{DP02, Dp02Fixture, NULLS, Scratch, big_catalog, dp02, nulls_catalog, write_parquet};
 pub use load::{DP02_COLUMNS, Dp02Row};

@@ -242,6 +242,11 @@ pub struct AggregateSpec {
     /// Output schema: keys then aggregates.
     #[serde(with = "starflow_catalogs::schema_serde")]
     pub schema: SchemaRef,
+    /// Every group is finished on worker 0, so the result is there with no gather (one
+    /// round of progress fewer): for results known to be small, such as a view's
+    /// contributions from a release's files.
+    #[serde(default)]
+    pub on_first_worker: bool,
 }
 
 impl AggregateSpec {
@@ -254,7 +259,7 @@ impl AggregateSpec {
         for a in &aggs {
             fields.push(Field::new(&a.name, a.output_type(), true));
         }
-        Ok(Self { keys, aggs, schema: std::sync::Arc::new(Schema::new(fields)) })
+        Ok(Self { keys, aggs, schema: std::sync::Arc::new(Schema::new(fields)), on_first_worker: false })
     }
 }
 
@@ -335,6 +340,23 @@ impl Plan {
         }
     }
 
+    /// The plan's aggregates.
+    pub fn aggregates_mut(&mut self) -> Vec<&mut AggregateSpec> {
+        let mut inner: Vec<&mut AggregateSpec> = Vec::new();
+        let own = match self {
+            Plan::Aggregate { input, spec } => {
+                inner.extend(input.aggregates_mut());
+                Some(spec)
+            }
+            other => {
+                inner.extend(other.inputs_mut().into_iter().flat_map(Plan::aggregates_mut));
+                None
+            }
+        };
+        inner.extend(own);
+        inner
+    }
+
     /// The plan's scans.
     pub fn scans(&self) -> Vec<&ScanSpec> {
         match self {
@@ -353,7 +375,8 @@ impl Plan {
         match self {
             Plan::Sort { .. } | Plan::Limit { .. } | Plan::Workers => true,
             Plan::Project { input, .. } | Plan::Filter { input, .. } => input.is_gathered(),
-            Plan::Scan(_) | Plan::Aggregate { .. } | Plan::Crossmatch { .. } | Plan::HatsWrite { .. } => false,
+            Plan::Aggregate { spec, .. } => spec.on_first_worker,
+            Plan::Scan(_) | Plan::Crossmatch { .. } | Plan::HatsWrite { .. } => false,
         }
     }
 }

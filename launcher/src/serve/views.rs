@@ -150,7 +150,12 @@ impl ByFile {
                 return Ok(plan);
             }
         }
-        let plan = plan_sql(&self.sql, set, &PlanOptions::default())?.plan;
+        let mut plan = plan_sql(&self.sql, set, &PlanOptions::default())?.plan;
+        // A release's contributions are few rows, all going to this thread: they are
+        // finished where they gather.
+        for aggregate in plan.aggregates_mut() {
+            aggregate.on_first_worker = true;
+        }
         *cached = Some(plan.clone());
         Ok(plan)
     }

@@ -56,7 +56,7 @@ impl Phase {
     fn partials(&self, spec: &AggregateSpec, peers: usize) -> Result<Vec<Batch>, ArrowError> {
         let schema = partial_schema(spec, &self.accs);
         let mut by_worker: Vec<Vec<u32>> = vec![Vec::new(); peers];
-        let global = spec.keys.is_empty();
+        let global = spec.keys.is_empty() || spec.on_first_worker;
         for (g, h) in self.table.hashes().into_iter().enumerate().take(self.table.len()) {
             by_worker[if global { 0 } else { (h % peers as u64) as usize }].push(g as u32);
         }
@@ -77,7 +77,7 @@ impl Phase {
     /// Final rows. A global aggregate yields one row even over no input (on worker 0 only).
     fn finish(&self, spec: &AggregateSpec, worker: usize) -> Result<Option<RecordBatch>, ArrowError> {
         let groups = self.table.len();
-        if groups == 0 || (spec.keys.is_empty() && worker != 0) {
+        if groups == 0 || ((spec.keys.is_empty() || spec.on_first_worker) && worker != 0) {
             return Ok(None);
         }
         let all: Vec<u32> = (0..groups as u32).collect();
