@@ -15,7 +15,10 @@ W="$(mktemp -d /tmp/starflow-bench-releases.XXXXXX)"
 trap 'kill "$SERVER" 2>/dev/null || true; rm -rf "$W"' EXIT
 [ -d "$BASE" ] || "$B" gen dp02 --out "$BASE" --files 109 --rows 7714406
 "$B" gen dp02-release --base "$BASE" --out "$W/r2" --seed 7 --replace-frac 0.02 --add-frac 0 --remove-frac 0
-"$B" --log-level info serve --catalog "dp02=$BASE" -w "$WORKERS" --state-dir "$W/state" --connection-file "$W/c.json" \
+# BREAKDOWN=1: the server logs each ingest's phases (at info level, which costs the ingest a little).
+LOG=()
+[ -n "${BREAKDOWN:-}" ] && LOG=(--log-level info)
+"$B" "${LOG[@]}" serve --catalog "dp02=$BASE" -w "$WORKERS" --state-dir "$W/state" --connection-file "$W/c.json" \
   > "$W/serve.log" 2>&1 &
 SERVER=$!
 for _ in $(seq 600); do [ -e "$W/c.json" ] && break; sleep 0.1; done
@@ -39,7 +42,7 @@ for r in $(seq 2 16); do
 done | tee "$W/ingest.out"
 ingest=$(sed -n 's/.*(\([0-9.]*\) s)$/\1/p' "$W/ingest.out" | sort -n | sed -n 8p)
 echo "server RSS after 15 releases: $(memory) MiB"
-grep -a "release ingested" "$W/serve.log" | sed 's/\x1b\[[0-9;]*m//g' | sed 's/.*release ingested //' | tail -3
+[ -z "${BREAKDOWN:-}" ] || grep -a "release ingested" "$W/serve.log" | sed 's/\x1b\[[0-9;]*m//g' | sed 's/.*release ingested //' | tail -3
 echo "median from scratch (query on the server):  ${scratch} s"
 echo "median ingest-and-update (server side):     ${ingest} s"
 awk -v a="$ingest" -v b="$scratch" 'BEGIN { printf "ratio: %.1f %%\n", 100 * a / b }'

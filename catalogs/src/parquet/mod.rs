@@ -338,14 +338,15 @@ pub fn resolve_paths(location: &str) -> Result<Vec<PathBuf>> {
                 paths.push(entry);
             }
         }
+        paths.sort();
+        paths.dedup();
     } else if path.is_dir() {
+        // In path order already: each folder's entries are walked sorted by name.
         walk(path, &mut paths)?;
     } else {
         std::fs::metadata(path).map_err(|source| CatalogError::Io { path: path.into(), source })?;
         paths.push(path.to_path_buf());
     }
-    paths.sort();
-    paths.dedup();
     if paths.is_empty() {
         return Err(CatalogError::Empty { path: location.to_string() });
     }
@@ -358,8 +359,15 @@ fn hidden(path: &Path) -> bool {
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     let io = |source| CatalogError::Io { path: dir.to_path_buf(), source };
+    let mut entries = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let entry = entry.map_err(io)?;
+        entries.push((entry.file_name(), entry));
+    }
+    // Names compare as bytes, as `Path` compares components: walking each folder in name
+    // order lists the files in path order without comparing whole paths.
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    for (_, entry) in entries {
         let path = entry.path();
         if hidden(&path) {
             continue;
@@ -577,4 +585,27 @@ fn reconcile_schemas(files: &[Footer]) -> Result<(SchemaRef, ColumnMaps)> {
     }
     // A nullable column missing from some files reads as nulls there.
     Ok((Arc::new(Schema::new(fields)), maps))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve_paths;
+    use std::path::PathBuf;
+
+    #[test]
+    fn a_folder_lists_its_files_in_path_order() {
+        let dir = std::env::temp_dir().join(format!("starflow-resolve-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let files =
+            ["b.parquet", "a/z.parquet", "a.parquet", "a/b/c.parquet", "A.parquet", "a-b/x.parquet", "a.b.parquet"];
+        for f in files.iter().chain(&["_hidden.parquet", "notes.txt", ".x/y.parquet"]) {
+            let path = dir.join(f);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, b"").unwrap();
+        }
+        let mut want: Vec<PathBuf> = files.iter().map(|f| dir.join(f)).collect();
+        want.sort();
+        assert_eq!(resolve_paths(dir.to_str().unwrap()).unwrap(), want);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
