@@ -404,26 +404,18 @@ pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, pa
     })?;
     drop(scan_span);
     let scanned = started.elapsed();
-    // The manifest's slow part (its fsync) runs beside the views' update; it takes its place
-    // (`go`) once they are updated (dropped instead, if the ingest fails before).
-    let (go, commit_now) = std::sync::mpsc::channel::<()>();
+    // The manifest's slow part (writing and syncing it under a temporary name) runs beside
+    // the views' update; it takes its place once they are updated (and is removed if the
+    // ingest fails before).
     let staging = {
         let (dir, manifest) = (store.dir.clone(), manifest.clone());
-        store.helper.run(move || -> Result<()> {
-            let staged = super::store::stage_manifest(&dir, &manifest)?;
-            if commit_now.recv().is_ok() {
-                let _span = tracing::debug_span!("manifest").entered();
-                staged.commit()?;
-            }
-            Ok(())
-        })
+        store.helper.run(move || super::store::stage_manifest(&dir, &manifest))
     };
     let updates = match view_deltas(store, server, catalog, label, &manifest, &new_catalog, &delta) {
         Ok(updates) => updates,
         Err(e) => {
             // Nothing of the release stays behind: the staged manifest is removed.
-            drop(go);
-            let _ = staging.recv();
+            drop(staging.recv());
             return Err(e);
         }
     };
@@ -443,8 +435,11 @@ pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, pa
         names.push(name);
     }
     let updated = started.elapsed();
-    let _ = go.send(());
-    staging.recv().map_err(|_| anyhow!("writing the manifest failed"))??;
+    let staged = staging.recv().map_err(|_| anyhow!("writing the manifest failed"))??;
+    {
+        let _span = tracing::debug_span!("manifest").entered();
+        staged.commit()?;
+    }
     tracing::info!(
         catalog,
         release = manifest.release,
