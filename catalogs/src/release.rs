@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{CatalogError, Result};
 use crate::parquet::{Job, ParquetCatalog, Prefetch};
 
-/// A release that brings at most this many files keeps their footers until its views are
-/// updated.
+/// A release that brings at most this many files has their footers read ahead, and keeps
+/// them until its views are updated.
 const KEPT_FOOTERS: usize = 64;
 
 /// One file of a release.
@@ -397,14 +397,15 @@ fn open_reusing(
     previous: Option<&(Manifest, ParquetCatalog)>,
 ) -> Result<ParquetCatalog> {
     let Some((_, before)) = previous.filter(|_| cached.iter().any(Option::is_some)) else {
-        return ParquetCatalog::open_files(name, paths);
+        // Nothing reused: every file is fresh, and read ahead already if there were few.
+        return prefetched.unwrap_or_else(|| ParquetCatalog::open_files(name, paths));
     };
     let fresh: Vec<PathBuf> = paths.iter().zip(cached).filter(|(_, c)| c.is_none()).map(|(p, _)| p.clone()).collect();
     // A release's few new files keep their footers for the views' contribution query.
     let opened = match prefetched {
         _ if fresh.is_empty() => None,
         Some(opened) => Some(opened?),
-        None => Some(ParquetCatalog::open_files_keeping(name, &fresh, fresh.len() <= KEPT_FOOTERS)?),
+        None => Some(ParquetCatalog::open_files(name, &fresh)?),
     };
     if opened.as_ref().is_some_and(|o| o.schema.fields() != before.schema.fields()) {
         return ParquetCatalog::open_files(name, paths);

@@ -126,15 +126,8 @@ impl ParquetCatalog {
 
     /// Opens the catalog made of exactly these Parquet files (in this order).
     pub fn open_files(name: &str, paths: &[PathBuf]) -> Result<Self> {
-        Self::open_files_keeping(name, paths, false)
-    }
-
-    /// [`ParquetCatalog::open_files`], each file keeping its footer if `keep_footers`.
-    pub fn open_files_keeping(name: &str, paths: &[PathBuf], keep_footers: bool) -> Result<Self> {
         let footers = read_footers(paths, false, |_, mut footer| {
-            if !keep_footers {
-                footer.metadata = None;
-            }
+            footer.metadata = None;
             footer
         })?;
         Self::of_footers(name, footers)

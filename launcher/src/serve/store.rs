@@ -49,8 +49,8 @@ pub struct View {
     /// The release its contents reflect.
     pub release: u64,
     /// Its contents as a catalog (a Parquet file in the state folder), for queries: written
-    /// when a statement first needs them after they changed (see [`View::table_behind`]);
-    /// None when that write failed.
+    /// after the reply of the ingest that changed them (see [`View::table_behind`]); None
+    /// when that write failed.
     pub table: Option<ParquetCatalog>,
     /// The release whose contents `table` holds (or failed to).
     pub table_release: u64,
