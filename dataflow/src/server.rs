@@ -23,6 +23,7 @@ use crate::error::RunError;
 use crate::plan::Plan;
 use crate::profile::Profiler;
 use crate::registry::CatalogSet;
+use crate::view::feed::{Fed, Feed, Gathered};
 use crate::view::{InstalledView, Snapshot, ViewKind, ViewRecord, install_view};
 use crate::worker::{QueryShared, QueryStats, communication, install_query};
 use starflow_catalogs::ParquetCatalog;
@@ -85,12 +86,33 @@ enum Command {
 /// Requests from clients to worker 0.
 #[allow(clippy::large_enum_variant)]
 enum Control {
-    Run { id: u64, plan: Plan, catalogs: Vec<ParquetCatalog>, profile: bool, events: mpsc::Sender<QueryEvent> },
-    Cancel { id: u64 },
+    Run {
+        id: u64,
+        plan: Plan,
+        catalogs: Vec<ParquetCatalog>,
+        profile: bool,
+        events: mpsc::Sender<QueryEvent>,
+        feed: Option<Feed>,
+    },
+    Cancel {
+        id: u64,
+    },
     Shutdown,
-    CreateView { id: u64, name: String, kind: ViewKind, start: u64 },
-    UpdateView { id: u64, time: u64, records: Vec<(ViewRecord, isize)>, done: mpsc::Sender<()> },
-    DropView { id: u64 },
+    CreateView {
+        id: u64,
+        name: String,
+        kind: ViewKind,
+        start: u64,
+    },
+    UpdateView {
+        id: u64,
+        time: u64,
+        records: Vec<(ViewRecord, isize)>,
+        done: mpsc::Sender<()>,
+    },
+    DropView {
+        id: u64,
+    },
 }
 
 /// A running server (on process 0 it accepts queries; on the others it only serves).
@@ -320,6 +342,10 @@ impl Server {
             // Queries submitted with `profile` log their operators' schedules (for `REPORT`).
             let profiler = Profiler::new(worker);
             let mut clients: HashMap<u64, mpsc::Sender<QueryEvent>> = HashMap::new();
+            // Worker 0: queries whose results feed views (and the batches they gathered), and
+            // the fed ones waiting for their views before they report `Done`.
+            let mut feeds: HashMap<u64, (Feed, Gathered)> = HashMap::new();
+            let mut fed: Vec<(Fed, QueryStats, mpsc::Sender<QueryEvent>)> = Vec::new();
             let mut running: HashMap<u64, Running> = HashMap::new();
             let mut views: HashMap<u64, InstalledView> = HashMap::new();
             // Worker 0: records to feed, and who waits for a view to reach a time.
@@ -335,8 +361,11 @@ impl Server {
                                 let _ = events.send(QueryEvent::Done(Err(RunError::ShuttingDown)));
                                 queries.lock().expect("queries lock").remove(&id);
                             }
-                            Control::Run { id, plan, catalogs, profile, events } => {
+                            Control::Run { id, plan, catalogs, profile, events, feed } => {
                                 clients.insert(id, events);
+                                if let Some(feed) = feed {
+                                    feeds.insert(id, (feed, Gathered::default()));
+                                }
                                 sequencer.push(Command::Run { id, plan, catalogs, profile });
                             }
                             Control::Cancel { id } => sequencer.push(Command::Cancel { id }),
@@ -359,6 +388,7 @@ impl Server {
                         // queries sequenced after a shutdown.
                         Command::Run { id, .. } if shutting_down => {
                             queries.lock().expect("queries lock").remove(&id);
+                            feeds.remove(&id);
                             if let Some(tx) = clients.remove(&id) {
                                 let _ = tx.send(QueryEvent::Done(Err(RunError::ShuttingDown)));
                             }
@@ -372,8 +402,18 @@ impl Server {
                                 .or_insert_with(|| QueryShared::new(traffic.clone()))
                                 .clone();
                             let rows_out = Arc::new(AtomicU64::new(0));
+                            let gathered = feeds.get(&id).map(|(_, batches)| batches.clone());
                             let sink = clients.get(&id).cloned().map(|tx| {
                                 let rows = rows_out.clone();
+                                if let Some(gathered) = gathered {
+                                    // A feeding query's rows stay here, for its views.
+                                    return Box::new(move |batch: RecordBatch| {
+                                        rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                                        gathered.borrow_mut().push(batch);
+                                        true
+                                    })
+                                        as Box<dyn FnMut(RecordBatch) -> bool>;
+                                }
                                 let (waiting, errors) = (shared.waiting_bytes.clone(), shared.errors.clone());
                                 Box::new(move |batch: RecordBatch| {
                                     rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
@@ -399,6 +439,7 @@ impl Server {
                                 }
                                 Err(e) => {
                                     queries.lock().expect("queries lock").remove(&id);
+                                    feeds.remove(&id);
                                     if let Some(tx) = clients.remove(&id) {
                                         let _ = tx.send(QueryEvent::Done(Err(e)));
                                     }
@@ -417,12 +458,7 @@ impl Server {
                         }
                         Command::UpdateView { id, time } => {
                             if let Some(view) = views.get_mut(&id) {
-                                view.input.advance_to(time);
-                                for (record, diff) in pending.remove(&(id, time)).unwrap_or_default() {
-                                    view.input.update(record, diff);
-                                }
-                                view.input.advance_to(time + 1);
-                                view.input.flush();
+                                view.update(time, pending.remove(&(id, time)).unwrap_or_default());
                             }
                         }
                         Command::DropView { id } => {
@@ -447,9 +483,28 @@ impl Server {
                     queries.lock().expect("queries lock").remove(&id);
                     if let Some(tx) = clients.remove(&id) {
                         let stats = r.shared.finish(r.rows_out.load(Ordering::Relaxed), r.started);
+                        // A feeding query that succeeded changes its views now, and reports
+                        // `Done` once they reflect it.
+                        let stats = match (stats, feeds.remove(&id)) {
+                            (Ok(stats), Some((feed, batches))) => match feed.apply(batches.take(), &mut views) {
+                                Ok(applied) => {
+                                    fed.push((applied, stats, tx));
+                                    continue;
+                                }
+                                Err(e) => Err(e),
+                            },
+                            (stats, _) => stats,
+                        };
                         let _ = tx.send(QueryEvent::Done(stats));
                     }
                 }
+                fed.retain_mut(|(applied, stats, tx)| {
+                    let reached = applied.reached(&views, &dropped);
+                    if reached {
+                        let _ = tx.send(QueryEvent::Done(Ok(stats.clone())));
+                    }
+                    !reached
+                });
                 // Tell whoever waits that a view reflects a time (or is gone).
                 waiting.retain(|(id, time, done)| {
                     // A view not installed yet has not reached anything; a dropped one never will.
@@ -463,7 +518,7 @@ impl Server {
                     break;
                 }
                 // Parked workers wake for network data; worker 0 also polls its clients.
-                worker.step_or_park(Some(if running.is_empty() && waiting.is_empty() {
+                worker.step_or_park(Some(if running.is_empty() && waiting.is_empty() && fed.is_empty() {
                     Duration::from_millis(2)
                 } else {
                     Duration::from_micros(100)
@@ -494,14 +549,27 @@ impl Server {
         self.submit_with(plan, catalogs, true)
     }
 
+    /// Like [`Server::submit`], for a view's contribution query: if it succeeds, worker 0
+    /// makes its rows into records and applies `feed`'s updates itself, then the records
+    /// arrive on the feed's channel and the handle gets `Done` (no `Batch` events). Every
+    /// view it names must be on worker 0 alone ([`ViewKind::on_first_worker`]). If it fails,
+    /// no view changes.
+    pub fn submit_feeding(&self, plan: Plan, catalogs: &CatalogSet, feed: Feed) -> QueryHandle {
+        self.submit_inner(plan, catalogs, false, Some(feed))
+    }
+
     fn submit_with(&self, plan: Plan, catalogs: &CatalogSet, profile: bool) -> QueryHandle {
+        self.submit_inner(plan, catalogs, profile, None)
+    }
+
+    fn submit_inner(&self, plan: Plan, catalogs: &CatalogSet, profile: bool, feed: Option<Feed>) -> QueryHandle {
         let catalogs = catalogs.of_plan(&plan);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let shared = QueryShared::new(self.traffic.clone());
         let (metrics, waiting) = (shared.metrics.clone(), shared.waiting_bytes.clone());
         self.queries.lock().expect("queries lock").insert(id, shared);
         let (events, receiver) = mpsc::channel();
-        self.waker.send(&self.control, Control::Run { id, plan, catalogs, profile, events });
+        self.waker.send(&self.control, Control::Run { id, plan, catalogs, profile, events, feed });
         QueryHandle { id, events: receiver, control: self.control.clone(), metrics, waiting }
     }
 

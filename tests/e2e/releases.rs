@@ -21,15 +21,24 @@ const VIEWS: &[(&str, &str)] = &[
         "cone_cells",
         "SELECT tract, patch, detect_isPrimary, COUNT(mag_z) AS nz, SUM(mag_z) AS sz FROM dp02 WHERE CONTAINS(POINT(coord_ra, coord_dec), CIRCLE(62, -37, 2)) = 1 GROUP BY tract, patch, detect_isPrimary",
     ),
-    ("bright", "SELECT objectId, coord_ra, mag_r FROM dp02 WHERE mag_r < 21"),
     ("totals", "SELECT COUNT(*) AS n, MAX(mag_i) AS top, SUM(tract) AS ts FROM dp02"),
     // Global aggregates over no rows are still one row (COUNT 0, the rest NULL).
     (
         "nothing",
         "SELECT COUNT(*) AS n, AVG(mag_i) AS a, STDDEV(mag_r) AS sd, MIN(mag_g) AS lo FROM dp02 WHERE mag_i > 100",
     ),
+    // The only view reading mag_y (and the last group-by view by name).
+    ("yband", "SELECT tract, AVG(mag_y) AS y, COUNT(mag_y) AS ny FROM dp02 GROUP BY tract"),
+    // The views above are group-by views: a release over them alone is fed to them by worker 0
+    // itself, as its last view's contribution query ends.
+    ("bright", "SELECT objectId, coord_ra, mag_r FROM dp02 WHERE mag_r < 21"),
     ("faintest", "SELECT objectId, mag_r AS r, tract FROM dp02 WHERE mag_r < 30 ORDER BY r DESC, objectId LIMIT 25"),
 ];
+
+/// The group-by views, first in [`VIEWS`].
+const GROUP_BY: usize = 5;
+
+type Views = &'static [(&'static str, &'static str)];
 
 /// The releases, made once per test process: r1 (base), r2 and r3 (generated next releases),
 /// r4 = r3 without one tract.
@@ -89,8 +98,8 @@ fn view_csv(server: &ServeProcess, view: &str) -> String {
 }
 
 /// Every view equals its query run from scratch on `dir`.
-fn check_views(server: &ServeProcess, dir: &Path, when: &str) {
-    crate::check_all(when, VIEWS, |(name, sql)| {
+fn check_views(server: &ServeProcess, views: Views, dir: &Path, when: &str) {
+    crate::check_all(when, views, |(name, sql)| {
         let want = starflow(&["query", "--catalog", &format!("dp02={}", dir.display()), "--format", "csv", sql]);
         same_result(&view_csv(server, name), want.ok()).map_err(|e| format!("{when}, view {name}: {e}"))
     });
@@ -110,34 +119,36 @@ fn ingest(server: &ServeProcess, label: &str, dir: &Path) -> String {
     out.ok().to_string()
 }
 
-fn snapshot(server: &ServeProcess) -> Vec<String> {
-    VIEWS.iter().map(|(name, _)| view_csv(server, name)).collect()
+fn snapshot(server: &ServeProcess, views: Views) -> Vec<String> {
+    views.iter().map(|(name, _)| view_csv(server, name)).collect()
 }
 
-fn run_sequence(extra: &[&str], releases: &Releases, state: &Path) -> (ServeProcess, Vec<String>) {
+fn run_sequence(extra: &[&str], views: Views, releases: &Releases, state: &Path) -> (ServeProcess, Vec<String>) {
     let d = &releases.dirs;
     let catalog = format!("dp02={}", d[0].display());
     let mut args = vec!["--catalog", &catalog, "--state-dir", state.to_str().unwrap()];
     args.extend(extra);
     let server = ServeProcess::start(&args);
-    for (name, sql) in VIEWS {
+    for (name, sql) in views {
         let out = server.repl(&["-c", &format!("CREATE MATERIALIZED VIEW {name} AS {sql}")]);
         assert!(out.ok().contains(&format!("created view {name}")), "{}", out.stdout);
     }
-    check_views(&server, &d[0], &format!("{extra:?} release 1"));
+    check_views(&server, views, &d[0], &format!("{extra:?} release 1"));
     let summary = ingest(&server, "r2", &d[1]);
     assert!(summary.contains("release 2 \"r2\" of dp02"), "{summary}");
-    assert!(summary.contains("views updated: bright, cone_cells, faintest, nothing, per_tract, totals"), "{summary}");
-    check_views(&server, &d[1], &format!("{extra:?} release 2"));
+    let mut names: Vec<&str> = views.iter().map(|(name, _)| *name).collect();
+    names.sort();
+    assert!(summary.contains(&format!("views updated: {}", names.join(", "))), "{summary}");
+    check_views(&server, views, &d[1], &format!("{extra:?} release 2"));
     ingest(&server, "r3", &d[2]);
-    check_views(&server, &d[2], &format!("{extra:?} release 3"));
-    let at_r3 = snapshot(&server);
+    check_views(&server, views, &d[2], &format!("{extra:?} release 3"));
+    let at_r3 = snapshot(&server, views);
     // A tract (a whole group of per_tract) removed, then re-added: back to r3 bit for bit.
     let summary = ingest(&server, "r4", &d[3]);
     assert!(summary.contains("0 files added, 0 replaced, 1 removed"), "{summary}");
-    check_views(&server, &d[3], &format!("{extra:?} release 4"));
+    check_views(&server, views, &d[3], &format!("{extra:?} release 4"));
     ingest(&server, "r5 = r3 again", &d[2]);
-    assert_eq!(snapshot(&server), at_r3, "{extra:?}: undoing a release restores every view exactly");
+    assert_eq!(snapshot(&server, views), at_r3, "{extra:?}: undoing a release restores every view exactly");
     (server, at_r3)
 }
 
@@ -146,8 +157,78 @@ fn views_follow_releases_on_one_and_several_workers_and_processes() {
     let releases = releases();
     for extra in [&["--workers", "1"][..], &["--workers", "3"], &["--processes", "2", "--workers", "1"]] {
         let state = Scratch::new("state");
-        let (server, _) = run_sequence(extra, &releases, state.path());
+        let (server, _) = run_sequence(extra, VIEWS, &releases, state.path());
         drop(server);
+    }
+}
+
+/// Overwrites bytes of a Parquet file's column chunks, its footer intact: those of `column`,
+/// or all of its data.
+fn corrupt_pages(path: &Path, column: Option<&str>) {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let mut bytes = std::fs::read(path).unwrap();
+    let ranges: Vec<(u64, u64)> = match column {
+        None => {
+            let footer = u32::from_le_bytes(bytes[bytes.len() - 8..bytes.len() - 4].try_into().unwrap()) as u64;
+            vec![(4, bytes.len() as u64 - 12 - footer)]
+        }
+        Some(name) => {
+            let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+            let meta = reader.metadata();
+            let mut ranges = vec![];
+            for rg in meta.row_groups() {
+                let c = rg.columns().iter().find(|c| c.column_path().string() == name).expect("the column");
+                ranges.push(c.byte_range());
+            }
+            ranges
+        }
+    };
+    for (start, len) in ranges {
+        bytes[start as usize..(start + len) as usize].fill(0xA5);
+    }
+    std::fs::write(path, &bytes).unwrap();
+}
+
+/// Group-by views alone: each release is fed to them by worker 0 as the last view's
+/// contribution query ends (the other views' deltas with it), on one and several workers and
+/// processes. A release whose data cannot be read (its footers can) fails in the first query
+/// that reads it (per_tract's, computed before any view changes) or, when only the last
+/// view's column is unreadable, in that fed query; either way every view and the catalog's
+/// releases stay as they were.
+#[test]
+fn group_by_views_are_fed_where_their_query_ends_and_a_failing_query_changes_none() {
+    let releases = releases();
+    let group_by = &VIEWS[..GROUP_BY];
+    let d = &releases.dirs;
+    for extra in [&["--workers", "1"][..], &["--workers", "3"], &["--processes", "2", "--workers", "1"]] {
+        let state = Scratch::new("state");
+        let (server, at_r3) = run_sequence(extra, group_by, &releases, state.path());
+        let conn = server.conn.to_str().unwrap().to_string();
+        for (column, view) in [(None, "per_tract"), (Some("mag_y"), "yband")] {
+            // r3's files, one of them changed (r1's version) and then damaged.
+            let bad = Scratch::new("pages");
+            for e in std::fs::read_dir(&d[2]).unwrap() {
+                let p = e.unwrap().path();
+                std::fs::copy(&p, bad.path().join(p.file_name().unwrap())).unwrap();
+            }
+            back_to_r1(d, bad.path(), &[]);
+            let changed = std::fs::read_dir(bad.path())
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| std::fs::read(p).unwrap() != std::fs::read(d[2].join(p.file_name().unwrap())).unwrap())
+                .expect("the changed file");
+            corrupt_pages(&changed, column);
+            let releases_before = server.sql("SHOW RELEASES").ok().to_string();
+            let dir = bad.path().to_str().unwrap();
+            let out = starflow(&["ingest", "--connect", &conn, "--catalog", "dp02", "--release", "pages", dir]);
+            let name = changed.file_name().unwrap().to_string_lossy().into_owned();
+            out.clean_error(&["rejected while updating view", view, &name]);
+            assert_eq!(snapshot(&server, group_by), at_r3, "{extra:?} {column:?}: views unchanged after the failure");
+            assert_eq!(server.sql("SHOW RELEASES").ok(), releases_before, "{extra:?} {column:?}: releases unchanged");
+        }
+        // The next release still updates every view exactly.
+        ingest(&server, "r6 = r2", &d[1]);
+        check_views(&server, group_by, &d[1], &format!("{extra:?} after the failed queries"));
     }
 }
 
@@ -168,13 +249,13 @@ fn back_to_r1(d: &[PathBuf], dir: &Path, skip: &[std::ffi::OsString]) {
 fn a_file_replaced_in_place_is_a_replaced_partition() {
     let releases = releases();
     let state = Scratch::new("state");
-    let (server, _) = run_sequence(&["--workers", "2"], &releases, state.path());
+    let (server, _) = run_sequence(&["--workers", "2"], VIEWS, &releases, state.path());
     // Rewrite one file of r3's folder in place with r1's version of that tract.
     let d = &releases.dirs;
     back_to_r1(d, &d[2], &[]);
     let summary = ingest(&server, "r6", &d[2]);
     assert!(summary.contains("0 files added, 1 replaced, 0 removed"), "{summary}");
-    check_views(&server, &d[2], "release 6 (a file replaced in place)");
+    check_views(&server, VIEWS, &d[2], "release 6 (a file replaced in place)");
 }
 
 /// A release whose new file has one more column (its views' contribution queries, planned
@@ -187,7 +268,7 @@ fn a_release_that_adds_a_column_keeps_the_views_exact() {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let releases = releases();
     let state = Scratch::new("state");
-    let (server, _) = run_sequence(&["--workers", "2"], &releases, state.path());
+    let (server, _) = run_sequence(&["--workers", "2"], VIEWS, &releases, state.path());
     let d = &releases.dirs;
     let wider = Scratch::new("wider");
     let mut names: Vec<_> = std::fs::read_dir(&d[2]).unwrap().map(|e| e.unwrap().file_name()).collect();
@@ -224,19 +305,19 @@ fn a_release_that_adds_a_column_keeps_the_views_exact() {
     writer.close().unwrap();
     let summary = ingest(&server, "wider", wider.path());
     assert!(summary.contains("0 files added, 1 replaced, 0 removed"), "{summary}");
-    check_views(&server, wider.path(), "a release that adds a column");
+    check_views(&server, VIEWS, wider.path(), "a release that adds a column");
     // Next, another file goes back to its r1 version.
     back_to_r1(d, wider.path(), &names[..1]);
     let summary = ingest(&server, "wider-2", wider.path());
     assert!(summary.contains("0 files added, 1 replaced, 0 removed"), "{summary}");
-    check_views(&server, wider.path(), "the release after it");
+    check_views(&server, VIEWS, wider.path(), "the release after it");
 }
 
 #[test]
 fn rejected_ingests_change_nothing_and_a_restart_comes_back() {
     let releases = releases();
     let state = Scratch::new("state");
-    let (server, at_r3) = run_sequence(&["--workers", "2"], &releases, state.path());
+    let (server, at_r3) = run_sequence(&["--workers", "2"], VIEWS, &releases, state.path());
     let manifests = |dir: &Path| {
         let mut m: Vec<_> =
             std::fs::read_dir(dir.join("catalogs").join("dp02")).unwrap().map(|e| e.unwrap().file_name()).collect();
@@ -272,7 +353,7 @@ fn rejected_ingests_change_nothing_and_a_restart_comes_back() {
         let out =
             starflow(&["ingest", "--connect", &conn, "--catalog", "dp02", "--release", label, dir.to_str().unwrap()]);
         out.clean_error(&needles);
-        assert_eq!(snapshot(&server), at_r3, "views unchanged after the rejected ingest {label}");
+        assert_eq!(snapshot(&server, VIEWS), at_r3, "views unchanged after the rejected ingest {label}");
         assert_eq!(
             (manifests(state.path()), server.sql("SHOW RELEASES").ok().to_string()),
             before,
@@ -285,8 +366,8 @@ fn rejected_ingests_change_nothing_and_a_restart_comes_back() {
     assert!(server.wait_exit(Duration::from_secs(30)).expect("stops").success());
     let again = ServeProcess::start(&["--state-dir", state.path().to_str().unwrap(), "--workers", "2"]);
     assert_eq!(again.sql("SHOW RELEASES").ok(), before.1, "the same releases after a restart");
-    assert_eq!(snapshot(&again), at_r3, "the same views after a restart");
-    check_views(&again, &releases.dirs[2], "after a restart");
+    assert_eq!(snapshot(&again, VIEWS), at_r3, "the same views after a restart");
+    check_views(&again, VIEWS, &releases.dirs[2], "after a restart");
     let views = again.sql("SHOW VIEWS").ok().to_string();
     assert_eq!(views.lines().count(), VIEWS.len() + 1, "{views}");
 }

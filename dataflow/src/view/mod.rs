@@ -15,11 +15,15 @@
 //!   of updates). MIN and MAX retract correctly for the same reason.
 
 pub mod convert;
+pub mod feed;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use differential_dataflow::VecCollection;
 use differential_dataflow::input::{Input, InputSession};
+use differential_dataflow::operators::arrange::arrangement::arrange_core;
+use differential_dataflow::trace::implementations::{ValBatcher, ValBuilder, ValSpine};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::ProbeHandle;
 use timely::dataflow::channels::pact::Exchange;
@@ -334,9 +338,64 @@ pub type Snapshot = Arc<ViewContents>;
 
 /// A view installed on one worker.
 pub(crate) struct InstalledView {
-    pub input: InputSession<u64, ViewRecord, isize>,
+    /// None where the view has no input: on workers other than 0, for a view kept on worker 0
+    /// alone ([`ViewKind::on_first_worker`]).
+    input: Option<InputSession<u64, ViewRecord, isize>>,
+    /// Whether the view runs on worker 0 alone.
+    pub alone: bool,
     pub probe: ProbeHandle<u64>,
     pub dataflow: usize,
+}
+
+impl InstalledView {
+    /// Feeds `records` at `time` and advances the view's input past it.
+    pub fn update(&mut self, time: u64, records: impl IntoIterator<Item = (ViewRecord, isize)>) {
+        if let Some(input) = self.input.as_mut() {
+            input.advance_to(time);
+            for (record, diff) in records {
+                input.update(record, diff);
+            }
+            input.advance_to(time + 1);
+            input.flush();
+        }
+    }
+}
+
+impl ViewKind {
+    /// Whether the view's dataflow runs on worker 0 alone: group-by and top-k views, whose
+    /// state is one record per (group, partition) or one partition's top k, small enough for
+    /// one worker. An update of such a view involves no other worker (their inputs are
+    /// closed), so it takes no round of progress between workers.
+    pub fn on_first_worker(&self) -> bool {
+        matches!(self, ViewKind::Aggregate { .. } | ViewKind::TopK { .. })
+    }
+}
+
+/// The output rows of a group-by or top-k view: its records reduced by key on worker 0.
+fn reduce_on_first_worker<'scope>(
+    records: VecCollection<'scope, u64, ViewRecord, isize>,
+    name: &str,
+    kind: ViewKind,
+) -> VecCollection<'scope, u64, Row, isize> {
+    let arranged = arrange_core::<_, _, ValBatcher<Row, (u64, Row), u64, isize>, ValSpine<Row, (u64, Row), u64, isize>>(
+        records.inner,
+        Exchange::new(|_: &(ViewRecord, u64, isize)| 0u64),
+        &format!("Arrange: {name}"),
+        ValBatcher::new,
+    );
+    arranged
+        .reduce_abelian::<_, ValBuilder<_, _, _, _>, ValSpine<Row, Row, u64, isize>, _, _>(
+            name,
+            move |key: &Row, input: &[(&(u64, Row), isize)], output: &mut Vec<(Row, isize)>| match &kind {
+                ViewKind::TopK { .. } => output.extend(kind.top_rows(input).into_iter().map(|row| (row, 1))),
+                _ => output.extend(kind.group_row(key, input).map(|row| (row, 1))),
+            },
+            |vec, key, upds| {
+                vec.clear();
+                vec.extend(upds.drain(..).map(|(v, t, r)| ((key.clone(), v), t, r)));
+            },
+        )
+        .as_collection(|_key: &Row, row: &Row| row.clone())
 }
 
 /// Builds the view's dataflow on this worker; its output gathers on worker 0 into `snapshot`.
@@ -366,24 +425,8 @@ pub(crate) fn install_view(
                     output.iter().map(|&(s, i)| if s == 0 { l[i].clone() } else { r[i].clone() }).collect()
                 })
             }
-            ViewKind::TopK { .. } => {
-                let kind = kind.clone();
-                records
-                    .reduce_named("ViewTopK", move |_key, input, output| {
-                        output.extend(kind.top_rows(input).into_iter().map(|row| (row, 1)));
-                    })
-                    .map(|(_key, row)| row)
-            }
-            ViewKind::Aggregate { .. } => {
-                let kind = kind.clone();
-                records
-                    .reduce_named("ViewAggregate", move |key, input, output| {
-                        if let Some(row) = kind.group_row(key, input) {
-                            output.push((row, 1));
-                        }
-                    })
-                    .map(|(_key, row)| row)
-            }
+            ViewKind::TopK { .. } => reduce_on_first_worker(records, "ViewTopK", kind.clone()),
+            ViewKind::Aggregate { .. } => reduce_on_first_worker(records, "ViewAggregate", kind.clone()),
         };
         output
             .inner
@@ -399,7 +442,10 @@ pub(crate) fn install_view(
     });
     input.advance_to(start);
     input.flush();
-    InstalledView { input, probe, dataflow }
+    // Dropping its input releases this worker's hold on the view's progress.
+    let alone = kind.on_first_worker();
+    let input = (worker.index() == 0 || !alone).then_some(input);
+    InstalledView { input, alone, probe, dataflow }
 }
 
 #[cfg(test)]

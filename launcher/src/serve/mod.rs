@@ -6,6 +6,7 @@
 //! walltime), SIGINT or a `SHUTDOWN` statement stop every process cleanly: running queries
 //! end with an error their clients see, the connection file is removed.
 
+mod contributions;
 mod control;
 mod execute;
 mod helper;

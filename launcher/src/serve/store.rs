@@ -39,7 +39,7 @@ pub struct View {
     pub sql: String,
     pub plan: ViewPlan,
     /// Each side's contribution query for many files at once ([`ViewPlan::contribution_by_file`]).
-    pub by_file: Vec<Option<super::views::ByFile>>,
+    pub by_file: Vec<Option<super::contributions::ByFile>>,
     /// Its id in the running computation.
     pub id: u64,
     pub snapshot: Snapshot,
@@ -88,6 +88,7 @@ fn manifest_path(dir: &Path, catalog: &str, release: u64) -> PathBuf {
 /// Writes and syncs a release's manifest in state folder `dir` under a temporary name (see
 /// [`Staged`]).
 pub fn stage_manifest(dir: &Path, manifest: &Manifest) -> Result<Staged> {
+    let _span = tracing::debug_span!("stage_manifest").entered();
     let path = manifest_path(dir, &manifest.catalog, manifest.release);
     Ok(Staged::write(&path, &serde_json::to_vec_pretty(manifest)?)?)
 }

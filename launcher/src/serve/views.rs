@@ -1,207 +1,24 @@
 //! Releases and maintained views on a server: `INGEST RELEASE`, `CREATE MATERIALIZED VIEW`,
 //! `DROP VIEW`. What a partition contributes to a view is computed by an ordinary query
-//! over that one partition (run by every worker, like any query); the records go to the
-//! view's differential dataflow at the release's timestamp, and are remembered so that the
+//! over that one partition ([`super::contributions`]); the records go to the view's
+//! differential dataflow at the release's timestamp, and are remembered so that the
 //! partition can be retracted when a later release replaces or removes it.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
-use arrow_array::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use starflow_catalogs::ParquetCatalog;
 use starflow_catalogs::release::{Manifest, ManifestFile, scan_release_with};
+use starflow_dataflow::Server;
 use starflow_dataflow::sql::view::{ViewPlan, plan_view};
-use starflow_dataflow::view::convert::{batch_of, rows_of};
-use starflow_dataflow::view::{Datum, JOIN_RIGHT, Row, ViewKind, ViewRecord};
-use starflow_dataflow::{CatalogSet, Plan, PlanOptions, QueryEvent, Server, Waited, plan_sql};
+use starflow_dataflow::view::convert::batch_of;
+use starflow_dataflow::view::feed::ViewUpdate;
+use starflow_dataflow::view::{Row, ViewRecord};
 
+use super::contributions::{ByFile, contributions, feed, tagged};
 use super::store::{CatalogState, Store, View};
-
-/// Contribution queries in flight at once.
-const IN_FLIGHT: usize = 16;
-
-/// The ledger key of a file of one side of a view (a join's second catalog is tagged).
-fn tagged(partition: u64, side: usize) -> u64 {
-    if side == 1 { partition | JOIN_RIGHT } else { partition }
-}
-
-/// Runs the contribution query of the view's side `side` over `files` (of `manifest`, opened
-/// as `catalog`); returns each file's records, keyed by tagged partition id. One query reads
-/// every file, grouped by file as well (its scans spread over all workers); a top-k view
-/// runs one query per file.
-fn contributions(
-    server: &Server,
-    plan: &ViewPlan,
-    side: usize,
-    by_file: Option<&ByFile>,
-    manifest: &Manifest,
-    catalog: &ParquetCatalog,
-    files: &[&ManifestFile],
-) -> Result<HashMap<u64, Vec<ViewRecord>>> {
-    // A release's catalog lists its manifest's files in the manifest's order.
-    let index: HashMap<u64, usize> = manifest.files.iter().enumerate().map(|(i, f)| (f.partition, i)).collect();
-    let mut selected = Vec::with_capacity(files.len());
-    for mf in files {
-        let file = index
-            .get(&mf.partition)
-            .and_then(|&i| catalog.files.get(i))
-            .filter(|f| f.path.ends_with(&mf.path))
-            .ok_or_else(|| anyhow!("{} is in the manifest but not in the catalog", mf.path))?;
-        selected.push(file.clone());
-    }
-    let of = |files: Vec<starflow_catalogs::CatalogFile>| ParquetCatalog {
-        name: catalog.name.clone(),
-        files,
-        schema: catalog.schema.clone(),
-        file_column: false,
-        hats: None,
-    };
-    let mut out: HashMap<u64, Vec<ViewRecord>> = files.iter().map(|f| (tagged(f.partition, side), vec![])).collect();
-    if files.is_empty() {
-        return Ok(out);
-    }
-    if let Some(by_file) = by_file {
-        let set: CatalogSet = std::iter::once(of(selected).with_file_column()?).collect();
-        let planned = {
-            let _span = tracing::debug_span!("plan_contribution").entered();
-            by_file.plan_for(&set, &catalog.name)?
-        };
-        let what = if files.len() == 1 { files[0].path.clone() } else { format!("{} files", files.len()) };
-        for_each_batch(server.submit(planned, &set), &what, |batch| {
-            for mut row in rows_of(&batch)? {
-                let file = match row.first() {
-                    Some(Datum::Int(i)) => files.get(*i as usize),
-                    _ => None,
-                };
-                let file = file.ok_or_else(|| anyhow!("a contribution row without its file"))?;
-                row.remove(0);
-                let partition = tagged(file.partition, side);
-                out.get_mut(&partition)
-                    .expect("every file has an entry")
-                    .extend(to_records(row, plan, side, partition));
-            }
-            Ok(())
-        })?;
-        if let Some(empty) = plan.empty_contribution() {
-            for (partition, records) in out.iter_mut().filter(|(_, r)| r.is_empty()) {
-                records.extend(to_records(empty.clone(), plan, side, *partition));
-            }
-        }
-        return Ok(out);
-    }
-    for chunk in files.iter().zip(selected).collect::<Vec<_>>().chunks(IN_FLIGHT) {
-        let mut handles = Vec::new();
-        for (mf, file) in chunk {
-            let mut set = CatalogSet::new();
-            set.insert(of(vec![file.clone()]));
-            let planned = plan_sql(plan.side(side).1, &set, &PlanOptions::default())?;
-            handles.push((tagged(mf.partition, side), &mf.path, server.submit(planned.plan, &set)));
-        }
-        for (partition, path, handle) in handles {
-            let records = out.get_mut(&partition).expect("every file has an entry");
-            for_each_batch(handle, path, |batch| {
-                records.extend(rows_of(&batch)?.into_iter().flat_map(|row| to_records(row, plan, side, partition)));
-                Ok(())
-            })?;
-        }
-    }
-    Ok(out)
-}
-
-/// A view side's contribution query for many files at once
-/// ([`ViewPlan::contribution_by_file`]), planned once and then pointed at each release's files.
-pub struct ByFile {
-    sql: String,
-    planned: Mutex<Option<Plan>>,
-}
-
-impl ByFile {
-    pub fn new(sql: String) -> Self {
-        Self { sql, planned: Mutex::new(None) }
-    }
-
-    /// The query over catalog `name` of `set` (these files, with their file column): the plan
-    /// made before, its scans given the catalog's partitions, while its columns are where they
-    /// were (a release that adds columns is planned again).
-    fn plan_for(&self, set: &CatalogSet, name: &str) -> Result<Plan> {
-        let catalog = set.get(name).ok_or_else(|| anyhow!("no catalog {name} to plan a contribution over"))?;
-        let mut cached = self.planned.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(mut plan) = cached.clone() {
-            let mut same = true;
-            for scan in plan.scans_mut() {
-                same &= scan.catalog == catalog.name
-                    && scan
-                        .columns
-                        .iter()
-                        .zip(&scan.column_indices)
-                        .all(|(name, &i)| catalog.schema.fields().get(i).is_some_and(|f| f.name() == name));
-                if !same {
-                    break;
-                }
-                let (partitions, report) =
-                    catalog.partitions_in(&scan.bounds, &[], PlanOptions::default().partition_rows)?;
-                scan.partitions = partitions;
-                scan.pruning = (&report).into();
-            }
-            if same {
-                return Ok(plan);
-            }
-        }
-        let mut plan = plan_sql(&self.sql, set, &PlanOptions::default())?.plan;
-        // A release's contributions are few rows, all going to this thread: they are
-        // finished where they gather.
-        for aggregate in plan.aggregates_mut() {
-            aggregate.on_first_worker = true;
-        }
-        *cached = Some(plan.clone());
-        Ok(plan)
-    }
-}
-
-/// Hands each result batch of a contribution query (over `what`) to `f` until it is done.
-fn for_each_batch(
-    handle: starflow_dataflow::QueryHandle,
-    what: &str,
-    mut f: impl FnMut(RecordBatch) -> Result<()>,
-) -> Result<()> {
-    loop {
-        match handle.wait_event(Duration::from_secs(3600)) {
-            Waited::Event(QueryEvent::Batch(b)) => f(b)?,
-            Waited::Event(QueryEvent::Done(result)) => {
-                let stats = result.with_context(|| format!("reading {what} for the view"))?;
-                tracing::debug!(what, seconds = stats.seconds, rows = stats.rows_read, "contribution done");
-                return Ok(());
-            }
-            Waited::Timeout => {}
-            Waited::Closed => bail!("the server's workers stopped"),
-        }
-    }
-}
-
-/// One contribution row as a view record (None: a join key is NULL, and SQL joins never
-/// match NULL keys).
-fn to_records(mut row: Row, plan: &ViewPlan, side: usize, partition: u64) -> Option<ViewRecord> {
-    let keys = plan.side(side).2;
-    Some(match plan.kind {
-        ViewKind::Join { .. } => {
-            if row[..keys].contains(&Datum::Null) {
-                return None;
-            }
-            let columns = row.split_off(keys);
-            (row, (partition, columns))
-        }
-        ViewKind::Rows => (row, (partition, Row::new())),
-        // One reducer sees every partition's candidates.
-        ViewKind::TopK { .. } => (Row::new(), (partition, row)),
-        ViewKind::Aggregate { .. } => {
-            let columns = row.split_off(plan.keys);
-            (row, (partition, plan.layout.iter().map(|&c| columns[c].clone()).collect()))
-        }
-    })
-}
 
 /// Writes a view's contents at `release` and opens them as a catalog named after the view.
 /// Of its earlier files, only the one of release `keep` stays (a running query may still
@@ -338,6 +155,8 @@ pub struct IngestSummary {
 /// What a release changes in one view.
 struct ViewDelta {
     name: String,
+    /// Its id in the running computation.
+    id: u64,
     /// The entering files' contributions, by tagged partition.
     added: HashMap<u64, Vec<ViewRecord>>,
     /// The leaving files' tagged partitions.
@@ -348,7 +167,10 @@ struct ViewDelta {
     time: u64,
 }
 
-/// Computes every view's delta for a release of `catalog`, before anything changes.
+/// Computes every view's delta for a release of `catalog`. Returns whether the views have
+/// them already: when files enter and every view over the catalog is a group-by view (on
+/// worker 0 alone), the last view's contribution query feeds every view as it ends (one
+/// round trip to the workers fewer). Otherwise no view has changed yet.
 fn view_deltas(
     store: &Store,
     server: &Server,
@@ -357,28 +179,44 @@ fn view_deltas(
     manifest: &Manifest,
     new_catalog: &ParquetCatalog,
     delta: &starflow_catalogs::release::ReleaseDelta,
-) -> Result<Vec<ViewDelta>> {
+) -> Result<(Vec<ViewDelta>, bool)> {
     let entering: Vec<&ManifestFile> = delta.entering().collect();
-    let mut updates = Vec::new();
-    for view in store.views.values() {
-        let Some(side) = view.plan.catalogs().iter().position(|c| *c == catalog) else { continue };
+    let over: Vec<(&View, usize)> = store
+        .views
+        .values()
+        .filter_map(|v| v.plan.catalogs().iter().position(|c| *c == catalog).map(|side| (v, side)))
+        .collect();
+    let fed = !entering.is_empty()
+        && over.iter().all(|(v, side)| v.plan.kind.on_first_worker() && v.by_file[*side].is_some());
+    let rejected = |view: &View| format!("release \"{label}\" of {catalog} rejected while updating view {}", view.name);
+    let mut updates: Vec<ViewDelta> = Vec::new();
+    for (i, &(view, side)) in over.iter().enumerate() {
         let _span = tracing::debug_span!("contributions", files = entering.len()).entered();
-        let added =
-            contributions(server, &view.plan, side, view.by_file[side].as_ref(), manifest, new_catalog, &entering)
-                .with_context(|| {
-                    format!("release \"{label}\" of {catalog} rejected while updating view {}", view.name)
-                })?;
         let leaving: Vec<u64> = delta.leaving().map(|f| tagged(f.partition, side)).collect();
         let mut records: Vec<(ViewRecord, isize)> = Vec::new();
         for p in &leaving {
             records.extend(view.ledger.get(p).into_iter().flatten().map(|r| (r.clone(), -1)));
         }
-        records.extend(added.values().flatten().map(|r| (r.clone(), 1)));
         // A view's time: its catalog's release (a join view: the next after both sides').
         let time = manifest.release.max(view.release + 1);
-        updates.push(ViewDelta { name: view.name.clone(), added, leaving, records, time });
+        let added = if fed && i + 1 == over.len() {
+            let others = updates
+                .iter_mut()
+                .map(|d| ViewUpdate { view: d.id, time: d.time, records: std::mem::take(&mut d.records) })
+                .collect();
+            let retract = std::mem::take(&mut records);
+            feed(server, view, side, manifest, new_catalog, &entering, time, retract, others)
+                .with_context(|| rejected(view))?
+        } else {
+            let by_file = view.by_file[side].as_ref();
+            let added = contributions(server, &view.plan, side, by_file, manifest, new_catalog, &entering)
+                .with_context(|| rejected(view))?;
+            records.extend(added.values().flatten().map(|r| (r.clone(), 1)));
+            added
+        };
+        updates.push(ViewDelta { name: view.name.clone(), id: view.id, added, leaving, records, time });
     }
-    Ok(updates)
+    Ok((updates, fed))
 }
 
 /// `INGEST RELEASE 'label' INTO catalog FROM 'path'`: validates the new release, updates
@@ -411,7 +249,7 @@ pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, pa
         let (dir, manifest) = (store.dir.clone(), manifest.clone());
         store.helper.run(move || super::store::stage_manifest(&dir, &manifest))
     };
-    let updates = match view_deltas(store, server, catalog, label, &manifest, &new_catalog, &delta) {
+    let (updates, applied) = match view_deltas(store, server, catalog, label, &manifest, &new_catalog, &delta) {
         Ok(updates) => updates,
         Err(e) => {
             // Nothing of the release stays behind: the staged manifest is removed.
@@ -421,12 +259,12 @@ pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, pa
     };
     let computed = started.elapsed();
     let mut names = Vec::new();
-    for ViewDelta { name, added, leaving, records, time } in updates {
-        let view = store.views.get_mut(&name).expect("view");
-        {
+    for ViewDelta { name, id, added, leaving, records, time } in updates {
+        if !applied {
             let _span = tracing::debug_span!("update_view").entered();
-            wait(server.update_view(view.id, time, records))?;
+            wait(server.update_view(id, time, records))?;
         }
+        let view = store.views.get_mut(&name).expect("view");
         for p in &leaving {
             view.ledger.remove(p);
         }
