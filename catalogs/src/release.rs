@@ -156,7 +156,7 @@ pub fn scan_release(
     name: &str,
     root: &str,
     label: &str,
-    previous: Option<&(Manifest, ParquetCatalog)>,
+    previous: Option<(&Manifest, &ParquetCatalog)>,
 ) -> Result<(Manifest, ReleaseDelta, ParquetCatalog)> {
     scan_release_with(name, root, label, previous, &|job| job())
 }
@@ -167,7 +167,7 @@ pub fn scan_release_with(
     name: &str,
     root: &str,
     label: &str,
-    previous: Option<&(Manifest, ParquetCatalog)>,
+    previous: Option<(&Manifest, &ParquetCatalog)>,
     spare: &dyn Fn(Job),
 ) -> Result<(Manifest, ReleaseDelta, ParquetCatalog)> {
     let span = tracing::debug_span!("resolve_paths").entered();
@@ -394,7 +394,7 @@ fn open_reusing(
     paths: &[PathBuf],
     cached: &[Option<usize>],
     prefetched: Option<Result<ParquetCatalog>>,
-    previous: Option<&(Manifest, ParquetCatalog)>,
+    previous: Option<(&Manifest, &ParquetCatalog)>,
 ) -> Result<ParquetCatalog> {
     let Some((_, before)) = previous.filter(|_| cached.iter().any(Option::is_some)) else {
         // Nothing reused: every file is fresh, and read ahead already if there were few.
@@ -544,7 +544,7 @@ mod tests {
         generate_dp02(&other, &Dp02Options { seed: 99, ..opts }).unwrap();
         fs::copy(other.join(&names[2]), r2.join(&names[2])).unwrap();
         let previous = (m1.clone(), c1);
-        let (m2, d2, _) = scan_release("cat", &r2.to_string_lossy(), "two", Some(&previous)).unwrap();
+        let (m2, d2, _) = scan_release("cat", &r2.to_string_lossy(), "two", Some((&previous.0, &previous.1))).unwrap();
         assert_eq!(m2.release, 2);
         assert_eq!(d2.unchanged, 2, "a copy and a renamed copy are unchanged content");
         assert_eq!(d2.replaced.len(), 1);

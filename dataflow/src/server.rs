@@ -479,6 +479,7 @@ impl Server {
                 let done: Vec<u64> = running.iter().filter(|(_, r)| r.probe.done()).map(|(id, _)| *id).collect();
                 for id in done {
                     let r = running.remove(&id).expect("running query");
+                    tracing::debug!(id, "query done");
                     worker.drop_dataflow(r.dataflow);
                     queries.lock().expect("queries lock").remove(&id);
                     if let Some(tx) = clients.remove(&id) {
@@ -486,13 +487,15 @@ impl Server {
                         // A feeding query that succeeded changes its views now, and reports
                         // `Done` once they reflect it.
                         let stats = match (stats, feeds.remove(&id)) {
-                            (Ok(stats), Some((feed, batches))) => match feed.apply(batches.take(), &mut views) {
-                                Ok(applied) => {
-                                    fed.push((applied, stats, tx));
-                                    continue;
+                            (Ok(stats), Some((feed, batches))) => {
+                                match tracing::debug_span!("feed").in_scope(|| feed.apply(batches.take(), &mut views)) {
+                                    Ok(applied) => {
+                                        fed.push((applied, stats, tx));
+                                        continue;
+                                    }
+                                    Err(e) => Err(e),
                                 }
-                                Err(e) => Err(e),
-                            },
+                            }
                             (stats, _) => stats,
                         };
                         let _ = tx.send(QueryEvent::Done(stats));
@@ -501,6 +504,7 @@ impl Server {
                 fed.retain_mut(|(applied, stats, tx)| {
                     let reached = applied.reached(&views, &dropped);
                     if reached {
+                        tracing::debug!("views fed");
                         let _ = tx.send(QueryEvent::Done(Ok(stats.clone())));
                     }
                     !reached
@@ -517,12 +521,18 @@ impl Server {
                 if shutting_down && running.is_empty() {
                     break;
                 }
-                // Parked workers wake for network data; worker 0 also polls its clients.
-                worker.step_or_park(Some(if running.is_empty() && waiting.is_empty() && fed.is_empty() {
-                    Duration::from_millis(2)
+                // Parked workers wake for network data; worker 0 also polls its clients. While
+                // a view is being updated, worker 0 does not park: the statement thread waits
+                // for it, and a parked worker takes about a tenth of a millisecond to wake.
+                if !fed.is_empty() || !waiting.is_empty() {
+                    worker.step();
                 } else {
-                    Duration::from_micros(100)
-                }));
+                    worker.step_or_park(Some(if running.is_empty() {
+                        Duration::from_millis(2)
+                    } else {
+                        Duration::from_micros(100)
+                    }));
+                }
             }
         })
         .map_err(RunError::Worker)?;

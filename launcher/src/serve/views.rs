@@ -233,12 +233,11 @@ pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, pa
     if let Some(m) = cs.manifests.iter().find(|m| m.label == label) {
         bail!("catalog {catalog} already has a release labelled \"{label}\" (release {})", m.release);
     }
-    let previous = (cs.latest().clone(), cs.current.clone());
     let scan_span = tracing::debug_span!("scan_release").entered();
     let spare = |job| store.helper.submit(job);
-    let scanned = scan_release_with(catalog, path, label, Some(&previous), &spare);
+    let scanned = scan_release_with(catalog, path, label, Some((cs.latest(), &cs.current)), &spare);
     let (manifest, delta, new_catalog) = scanned.with_context(|| {
-        format!("release \"{label}\" of {catalog} rejected; {catalog} stays at release {}", previous.0.release)
+        format!("release \"{label}\" of {catalog} rejected; {catalog} stays at release {}", cs.latest().release)
     })?;
     drop(scan_span);
     let scanned = started.elapsed();
