@@ -171,6 +171,20 @@ impl QueryShared {
         Self { traffic, ..Self::default() }
     }
 
+    /// This process's counters.
+    fn local_report(&self) -> Report {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Report {
+            process: 0,
+            error: None,
+            partitions_read: get(&self.metrics.partitions_read),
+            rows_read: get(&self.metrics.rows_read),
+            rows_matched: get(&self.metrics.rows_matched),
+            bytes_sent: get(&self.traffic.sent),
+            bytes_read: get(&self.metrics.bytes_read),
+        }
+    }
+
     /// After the dataflow is done: the first error of any process, or the summed counters.
     pub fn finish(&self, rows_out: u64, start: Instant) -> Result<QueryStats, RunError> {
         let reports = std::mem::take(&mut *self.reports.lock().expect("reports lock"));
@@ -182,6 +196,8 @@ impl QueryShared {
         if let Some(e) = self.errors.take() {
             return Err(e);
         }
+        // A query of one process sends no reports (unless profiled): its counters are here.
+        let reports = if reports.is_empty() { vec![self.local_report()] } else { reports };
         let sum = |f: fn(&Report) -> u64| reports.iter().map(f).sum::<u64>();
         let parts = std::mem::take(&mut *self.profile_parts.lock().expect("profile lock"));
         Ok(QueryStats {
@@ -233,6 +249,7 @@ pub(crate) fn install_query<R: Renderer>(
         }
     });
     let _span = tracing::debug_span!("install", dataflow = name, worker = index).entered();
+    let worker_peers = worker.peers();
     let installed = worker.dataflow_named::<u64, _, _>(name, |scope| {
         let ctx = RenderContext {
             scope,
@@ -245,6 +262,9 @@ pub(crate) fn install_query<R: Renderer>(
         let stream = render_plan(renderer, &ctx, plan)?;
         let stream = if plan.is_gathered() { stream } else { gather(stream, "Gather") };
         let errs = shared.errors.clone();
+        // One process, not profiled: its counters and errors are shared by its workers
+        // already (see `QueryShared::finish`), no report needs sending.
+        let reports = worker_peers != threads || profiling.is_some();
         let reporter = Reporter {
             process: index / threads,
             worker: index,
@@ -256,25 +276,27 @@ pub(crate) fn install_query<R: Renderer>(
         };
         // The probe follows the consumers, so "done" means every result and report has been
         // handled, not merely sent.
-        report_stream(stream.clone(), reporter)
-            .unary::<CapacityContainerBuilder<Vec<Batch>>, _, _, _>(
-                Exchange::new(|_b: &Batch| 0u64),
-                "ReportSink",
-                |_cap, _info| {
-                    let (reps, parts) = (shared.reports.clone(), shared.profile_parts.clone());
-                    move |input, _output| {
-                        input.for_each(|_cap, data| {
-                            for b in data.drain(..) {
-                                match profile_part(&b.data) {
-                                    Some(part) => parts.lock().expect("profile lock").push(part),
-                                    None => reps.lock().expect("reports lock").extend(Report::from_batch(&b.data)),
+        if reports {
+            report_stream(stream.clone(), reporter)
+                .unary::<CapacityContainerBuilder<Vec<Batch>>, _, _, _>(
+                    Exchange::new(|_b: &Batch| 0u64),
+                    "ReportSink",
+                    |_cap, _info| {
+                        let (reps, parts) = (shared.reports.clone(), shared.profile_parts.clone());
+                        move |input, _output| {
+                            input.for_each(|_cap, data| {
+                                for b in data.drain(..) {
+                                    match profile_part(&b.data) {
+                                        Some(part) => parts.lock().expect("profile lock").push(part),
+                                        None => reps.lock().expect("reports lock").extend(Report::from_batch(&b.data)),
+                                    }
                                 }
-                            }
-                        })
-                    }
-                },
-            )
-            .probe_with(&probe);
+                            })
+                        }
+                    },
+                )
+                .probe_with(&probe);
+        }
         let mut sink = sink;
         stream
             .unary::<CapacityContainerBuilder<Vec<Batch>>, _, _, _>(Pipeline, "Sink", |_cap, _info| {
