@@ -171,20 +171,6 @@ impl QueryShared {
         Self { traffic, ..Self::default() }
     }
 
-    /// This process's counters.
-    fn local_report(&self) -> Report {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        Report {
-            process: 0,
-            error: None,
-            partitions_read: get(&self.metrics.partitions_read),
-            rows_read: get(&self.metrics.rows_read),
-            rows_matched: get(&self.metrics.rows_matched),
-            bytes_sent: get(&self.traffic.sent),
-            bytes_read: get(&self.metrics.bytes_read),
-        }
-    }
-
     /// After the dataflow is done: the first error of any process, or the summed counters.
     pub fn finish(&self, rows_out: u64, start: Instant) -> Result<QueryStats, RunError> {
         let reports = std::mem::take(&mut *self.reports.lock().expect("reports lock"));
@@ -197,7 +183,8 @@ impl QueryShared {
             return Err(e);
         }
         // A query of one process sends no reports (unless profiled): its counters are here.
-        let reports = if reports.is_empty() { vec![self.local_report()] } else { reports };
+        let reports =
+            if reports.is_empty() { vec![Report::of(0, None, &self.metrics, &self.traffic)] } else { reports };
         let sum = |f: fn(&Report) -> u64| reports.iter().map(f).sum::<u64>();
         let parts = std::mem::take(&mut *self.profile_parts.lock().expect("profile lock"));
         Ok(QueryStats {
@@ -262,21 +249,19 @@ pub(crate) fn install_query<R: Renderer>(
         let stream = render_plan(renderer, &ctx, plan)?;
         let stream = if plan.is_gathered() { stream } else { gather(stream, "Gather") };
         let errs = shared.errors.clone();
-        // One process, not profiled: its counters and errors are shared by its workers
-        // already (see `QueryShared::finish`), no report needs sending.
-        let reports = worker_peers != threads || profiling.is_some();
-        let reporter = Reporter {
-            process: index / threads,
-            worker: index,
-            reporting,
-            errors: errs.clone(),
-            metrics: shared.metrics.clone(),
-            traffic: shared.traffic.clone(),
-            profiling,
-        };
         // The probe follows the consumers, so "done" means every result and report has been
-        // handled, not merely sent.
-        if reports {
+        // handled, not merely sent. A query of one process, not profiled, sends no report:
+        // its counters and errors are shared by its workers already (`QueryShared::finish`).
+        if worker_peers != threads || profiling.is_some() {
+            let reporter = Reporter {
+                process: index / threads,
+                worker: index,
+                reporting,
+                errors: errs.clone(),
+                metrics: shared.metrics.clone(),
+                traffic: shared.traffic.clone(),
+                profiling,
+            };
             report_stream(stream.clone(), reporter)
                 .unary::<CapacityContainerBuilder<Vec<Batch>>, _, _, _>(
                     Exchange::new(|_b: &Batch| 0u64),
@@ -341,6 +326,20 @@ struct Report {
 }
 
 impl Report {
+    /// Process `process`'s counters, and its error.
+    fn of(process: usize, error: Option<String>, metrics: &QueryMetrics, traffic: &Traffic) -> Self {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Report {
+            process,
+            error,
+            partitions_read: get(&metrics.partitions_read),
+            rows_read: get(&metrics.rows_read),
+            rows_matched: get(&metrics.rows_matched),
+            bytes_sent: get(&traffic.sent),
+            bytes_read: get(&metrics.bytes_read),
+        }
+    }
+
     fn schema() -> SchemaRef {
         Arc::new(Schema::new(vec![
             Field::new("process", DataType::UInt64, false),
@@ -410,16 +409,7 @@ impl Reporter {
     fn batches(&mut self) -> Vec<Batch> {
         let mut out = Vec::new();
         if self.reporting {
-            let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-            let report = Report {
-                process: self.process,
-                error: self.errors.peek(),
-                partitions_read: get(&self.metrics.partitions_read),
-                rows_read: get(&self.metrics.rows_read),
-                rows_matched: get(&self.metrics.rows_matched),
-                bytes_sent: get(&self.traffic.sent),
-                bytes_read: get(&self.metrics.bytes_read),
-            };
+            let report = Report::of(self.process, self.errors.peek(), &self.metrics, &self.traffic);
             out.push(Batch::new(report.to_batch(), 0));
         }
         let Some(p) = self.profiling.take() else { return out };
