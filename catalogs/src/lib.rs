@@ -17,7 +17,7 @@ pub use hats::region::SkyRegion;
 pub use parquet::prune::{ColumnBound, ColumnStats};
 pub use parquet::reader::PartitionReader;
 pub use parquet::{CatalogFile, FILE_COLUMN, ParquetCatalog, PruneReport, RowGroupStats, SKY_COLUMNS};
-pub use partition::Partition;
+pub use partition::{Partition, file_part, owners};
 
 /// The cores this process may use (looked up once: `available_parallelism` reads cgroup
 /// files every time it is asked).

@@ -164,6 +164,8 @@ pub(crate) struct QueryShared {
     traffic: Traffic,
     /// Result bytes handed to the client's channel and not yet taken (server queries).
     pub waiting_bytes: Arc<AtomicU64>,
+    /// How far this process's workers are through each scan.
+    pub scans: Arc<crate::compile::ScanQueues>,
 }
 
 impl QueryShared {
@@ -245,6 +247,9 @@ pub(crate) fn install_query<R: Renderer>(
             metrics: shared.metrics.clone(),
             count_nodes: profiling.is_some(),
             gate: None,
+            threads,
+            scans: shared.scans.clone(),
+            scans_rendered: Default::default(),
         };
         let stream = render_plan(renderer, &ctx, plan)?;
         let stream = if plan.is_gathered() { stream } else { gather(stream, "Gather") };

@@ -1,4 +1,5 @@
-//! Scan: each worker reads its share of the partitions (round robin in catalog order),
+//! Scan: each process reads its share of the partitions ([`starflow_catalogs::owners`]), each
+//! of its workers taking the next partition of that share when it is free,
 //! applies the pushed-down predicate as it reads, and stops early under a pushed-down limit.
 
 use arrow_array::{RecordBatch, RecordBatchOptions};
@@ -22,8 +23,17 @@ pub(crate) fn render_scan<'s>(ctx: &RenderContext<'s>, spec: &ScanSpec) -> Resul
         .clone();
     let scope = ctx.scope;
     let (index, peers) = (scope.index(), scope.peers());
-    let mut partitions =
-        spec.partitions.iter().filter(|p| p.index % peers == index).cloned().collect::<Vec<_>>().into_iter();
+    // This process's share, taken partition by partition by whichever of its workers is free.
+    let process = index / ctx.threads.max(1);
+    let share: Vec<_> = spec
+        .partitions
+        .iter()
+        .zip(starflow_catalogs::owners(&spec.partitions, peers))
+        .filter(|(_, o)| o / ctx.threads.max(1) == process)
+        .map(|(p, _)| p.clone())
+        .collect();
+    let queue = ctx.next_scan_queue();
+    let mut partitions = std::iter::from_fn(move || share.get(queue.fetch_add(1, Ordering::Relaxed)).cloned());
     let (errors, metrics, gate) = (ctx.errors.clone(), ctx.metrics.clone(), ctx.gate.clone());
     let spec = spec.clone();
     let name = format!("Scan[{}]", spec.catalog);

@@ -73,7 +73,8 @@ pub struct ParquetCatalog {
     #[serde(with = "crate::schema_serde")]
     pub schema: SchemaRef,
     /// The schema's last column is [`FILE_COLUMN`]: not read from the files but the index
-    /// (in `files`) of each row's file. Set by [`ParquetCatalog::with_file_column`].
+    /// (in `files`) of each row's file and the first row group of its partition
+    /// ([`crate::Partition::file_part`]). Set by [`ParquetCatalog::with_file_column`].
     #[serde(default)]
     pub file_column: bool,
     /// A HATS catalog's properties and the pixel of each file (spatial pruning).
@@ -81,8 +82,9 @@ pub struct ParquetCatalog {
     pub hats: Option<Arc<crate::hats::HatsInfo>>,
 }
 
-/// Name of the virtual column that tells which file a row comes from (a view's contribution
-/// query groups by it, so one query computes what each new file contributes).
+/// Name of the virtual column that tells which file, and which partition of it, a row comes
+/// from (a view's contribution query groups by it, so one query computes what each new file
+/// contributes, each partition's part on one worker).
 pub const FILE_COLUMN: &str = "__file";
 
 /// What pruning kept of a catalog, for planning and `EXPLAIN`.

@@ -22,8 +22,8 @@ pub struct PartitionReader {
     schema: SchemaRef,
     /// Where each output column comes from.
     positions: Vec<Source>,
-    /// The partition's file index (the value of the virtual file column).
-    file: usize,
+    /// The value of the virtual file column ([`Partition::file_part`]).
+    file_part: i64,
     /// Rows still to produce when no column is read (row counts come from the footer).
     rows_without_columns: u64,
     batch_rows: usize,
@@ -124,7 +124,7 @@ impl PartitionReader {
                 inner: None,
                 schema,
                 positions,
-                file: partition.file,
+                file_part: partition.file_part(),
                 rows_without_columns: rows,
                 batch_rows,
                 path: file.path.clone(),
@@ -155,7 +155,7 @@ impl PartitionReader {
             inner: Some(reader),
             schema,
             positions,
-            file: partition.file,
+            file_part: partition.file_part(),
             rows_without_columns: 0,
             batch_rows,
             path: file.path.clone(),
@@ -209,7 +209,7 @@ impl PartitionReader {
     fn column(&self, source: &Source, field: &Field, rows: usize, read: Option<&RecordBatch>) -> ArrayRef {
         match (source, read) {
             (Source::Read(p), Some(batch)) => batch.column(*p).clone(),
-            (Source::File, _) => Arc::new(Int64Array::from_value(self.file as i64, rows)),
+            (Source::File, _) => Arc::new(Int64Array::from_value(self.file_part, rows)),
             _ => new_null_array(field.data_type(), rows),
         }
     }
@@ -285,7 +285,9 @@ mod tests {
         let file_column = catalog.schema.index_of(FILE_COLUMN).unwrap();
         assert!(catalog.is_file_column(file_column) && !catalog.is_file_column(0));
         assert!(catalog.clone().with_file_column().is_ok(), "adding it twice keeps one");
-        let (partitions, _) = catalog.partitions(&[], 1 << 20).unwrap();
+        // Partitions of a few row groups: several per file.
+        let (partitions, _) = catalog.partitions(&[], 1_000).unwrap();
+        assert!(partitions.len() > catalog.files.len());
         // The file column with a real column, and alone (no column of the file read).
         for columns in [vec![file_column, 0], vec![file_column]] {
             let mut rows_per_file = vec![0u64; catalog.files.len()];
@@ -293,7 +295,7 @@ mod tests {
                 let mut reader = PartitionReader::open(&catalog, p, &columns, 256, &[], &mut None).unwrap();
                 while let Some(batch) = reader.next_batch().unwrap() {
                     let files = batch.column(0).as_primitive::<Int64Type>();
-                    assert!(files.values().iter().all(|&f| f == p.file as i64));
+                    assert!(files.values().iter().all(|&f| crate::file_part(f) == (p.file, p.row_groups.start)));
                     rows_per_file[p.file] += batch.num_rows() as u64;
                 }
             }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Probe;
@@ -73,6 +73,26 @@ pub struct QueryMetrics {
     pub nodes: Mutex<Vec<(u64, u64)>>,
 }
 
+/// How far the workers of one process are through each scan of a query: a worker that needs
+/// a partition takes the next of its process's share, so a worker that reads faster (or has
+/// a core to itself) reads more. The processes' shares are fixed
+/// ([`starflow_catalogs::owners`]).
+#[derive(Debug, Default)]
+pub struct ScanQueues {
+    next: Mutex<Vec<Arc<AtomicUsize>>>,
+}
+
+impl ScanQueues {
+    /// The counter of the query's `nth` scan (in rendering order, the same on every worker).
+    pub fn queue(&self, nth: usize) -> Arc<AtomicUsize> {
+        let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+        while next.len() <= nth {
+            next.push(Arc::default());
+        }
+        next[nth].clone()
+    }
+}
+
 /// What a renderer needs besides its inputs.
 pub struct RenderContext<'s> {
     /// The dataflow scope.
@@ -88,9 +108,22 @@ pub struct RenderContext<'s> {
     /// Scans start reading only once this probe is done: a crossmatch's left side waits for
     /// its right side, so that only the right side is ever held.
     pub gate: Option<ProbeHandle<u64>>,
+    /// Workers per process.
+    pub threads: usize,
+    /// The scans' progress on this process.
+    pub scans: Arc<ScanQueues>,
+    /// Scans rendered so far by this worker (the next one's index in `scans`).
+    pub scans_rendered: std::rc::Rc<std::cell::Cell<usize>>,
 }
 
 impl<'s> RenderContext<'s> {
+    /// The queue of the next scan rendered on this worker.
+    pub fn next_scan_queue(&self) -> Arc<AtomicUsize> {
+        let nth = self.scans_rendered.get();
+        self.scans_rendered.set(nth + 1);
+        self.scans.queue(nth)
+    }
+
     /// The same context with scans gated by `gate`.
     fn gated(&self, gate: ProbeHandle<u64>) -> Self {
         Self {
@@ -100,6 +133,9 @@ impl<'s> RenderContext<'s> {
             metrics: self.metrics.clone(),
             count_nodes: self.count_nodes,
             gate: Some(gate),
+            threads: self.threads,
+            scans: self.scans.clone(),
+            scans_rendered: self.scans_rendered.clone(),
         }
     }
 }

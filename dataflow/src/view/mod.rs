@@ -125,6 +125,27 @@ impl ViewAgg {
         }
     }
 
+    /// Folds `other`'s partials of a group into `into` (two parts of one partition).
+    fn merge(self, into: &mut [Datum], other: &[Datum]) {
+        match self {
+            ViewAgg::Min | ViewAgg::Max => {
+                let better = match (&into[0], &other[0]) {
+                    (_, Datum::Null) => false,
+                    (Datum::Null, _) => true,
+                    (a, b) => (self == ViewAgg::Min) == (b < a),
+                };
+                if better {
+                    into[0] = other[0].clone();
+                }
+            }
+            _ => {
+                for (a, b) in into.iter_mut().zip(other) {
+                    *a = add(a, b);
+                }
+            }
+        }
+    }
+
     /// Combines the partials of one group, one slice per partition, in partition order.
     fn combine<'a>(self, partials: impl Iterator<Item = &'a [Datum]>) -> Datum {
         match self {
@@ -173,6 +194,17 @@ impl ViewAgg {
                 }
             }
         }
+    }
+}
+
+/// The sum of two partial counts or sums (NULL: no value yet); integers that would overflow
+/// add as floats, as [`ViewAgg::combine`] does.
+fn add(a: &Datum, b: &Datum) -> Datum {
+    match (a, b) {
+        (Datum::Null, x) | (x, Datum::Null) => x.clone(),
+        (Datum::Int(x), Datum::Int(y)) if x.checked_add(*y).is_some() => Datum::Int(x + y),
+        (Datum::UInt(x), Datum::UInt(y)) if x.checked_add(*y).is_some() => Datum::UInt(x + y),
+        _ => Datum::float(a.as_f64().unwrap_or(0.0) + b.as_f64().unwrap_or(0.0)),
     }
 }
 
@@ -255,6 +287,19 @@ impl ViewKind {
         };
         rows.sort_by(order);
         rows.into_iter().take(*k as usize).map(|r| r[..*width].to_vec()).collect()
+    }
+
+    /// Folds `other`'s partials into `into`: a group-by view's records of one group from two
+    /// parts of one partition (read by different workers), merged in the parts' order so that
+    /// the partition's record is the same however its parts were shared out.
+    pub fn merge_partials(&self, into: &mut Row, other: &Row) {
+        let ViewKind::Aggregate { aggs, .. } = self else { return };
+        let mut offset = 0;
+        for agg in aggs {
+            let range = offset..offset + agg.width();
+            agg.merge(&mut into[range.clone()], &other[range]);
+            offset += agg.width();
+        }
     }
 
     /// The output row of one group from its (partition, partials) records (sorted by partition).
@@ -533,5 +578,40 @@ mod tests {
         assert_eq!(row[1], Datum::Int(2));
         assert_eq!(row[6], Datum::Int(2));
         assert!(kind.group_row(&key, &[]).is_none());
+        // Partition 1 as two parts merges into its one record.
+        let mut part = vec![
+            Datum::Int(1),
+            Datum::Int(1),
+            Datum::Int(1),
+            Datum::Int(1),
+            Datum::float(1.0),
+            Datum::Int(1),
+            Datum::float(1.0),
+            Datum::float(1.0),
+            Datum::Int(1),
+            Datum::Int(1),
+        ];
+        let other = vec![
+            Datum::Int(1),
+            Datum::Int(1),
+            Datum::Int(2),
+            Datum::Int(1),
+            Datum::float(2.0),
+            Datum::Int(1),
+            Datum::float(2.0),
+            Datum::float(4.0),
+            Datum::Int(2),
+            Datum::Int(2),
+        ];
+        kind.merge_partials(&mut part, &other);
+        assert_eq!(part, p1.1);
+        // NULLs (no value in a part) and integer sums past i64.
+        let (mut a, b) = (vec![Datum::Null; 10], p2.1.clone());
+        kind.merge_partials(&mut a, &b);
+        assert_eq!(a, b);
+        let mut big = vec![Datum::Int(i64::MAX); 10];
+        kind.merge_partials(&mut big, &vec![Datum::Int(1); 10]);
+        assert_eq!(big[0], Datum::float(i64::MAX as f64 + 1.0));
+        assert_eq!(big[8..], [Datum::Int(1), Datum::Int(i64::MAX)]);
     }
 }

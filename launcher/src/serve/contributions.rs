@@ -20,6 +20,13 @@ use starflow_dataflow::{CatalogSet, Plan, PlanOptions, QueryEvent, Server, Waite
 /// Contribution queries in flight at once.
 const IN_FLIGHT: usize = 16;
 
+/// How a query by file is planned: partitions of about one row group (as the usual writers
+/// make them), so that a release's few files are shared by every worker; the parts of a
+/// file are merged into its records ([`FileRecords`]).
+fn by_file_options() -> PlanOptions {
+    PlanOptions { partition_rows: 16_384, ..PlanOptions::default() }
+}
+
 /// The ledger key of a file of one side of a view (a join's second catalog is tagged).
 pub fn tagged(partition: u64, side: usize) -> u64 {
     if side == 1 { partition | JOIN_RIGHT } else { partition }
@@ -133,13 +140,16 @@ fn describe(files: &[&ManifestFile]) -> String {
     if files.len() == 1 { files[0].path.clone() } else { format!("{} files", files.len()) }
 }
 
-/// The records of a query by file: each result row starts with its file's index.
+/// The records of a query by file: each result row starts with its file's index and part
+/// ([`starflow_catalogs::file_part`]: a file may be read in several partitions, by several
+/// workers).
 struct FileRecords {
     plan: ViewPlan,
     side: usize,
     /// Each file's tagged partition, by index.
     partitions: Vec<u64>,
-    out: HashMap<u64, Vec<ViewRecord>>,
+    /// Each file's records, with the first row group of the part that gave them.
+    out: HashMap<u64, Vec<(usize, ViewRecord)>>,
 }
 
 impl FileRecords {
@@ -151,27 +161,49 @@ impl FileRecords {
 
     fn add(&mut self, batch: &RecordBatch) -> Result<()> {
         for mut row in rows_of(batch)? {
-            let partition = match row.first() {
-                Some(Datum::Int(i)) => usize::try_from(*i).ok().and_then(|i| self.partitions.get(i)).copied(),
-                _ => None,
+            let (file, part) = match row.first() {
+                Some(Datum::Int(v)) => starflow_catalogs::file_part(*v),
+                _ => (usize::MAX, 0),
             };
+            let partition = self.partitions.get(file).copied();
             let partition = partition.ok_or_else(|| anyhow!("a contribution row without its file"))?;
             row.remove(0);
             let records = self.out.get_mut(&partition).expect("every file has an entry");
-            records.extend(to_records(row, &self.plan, self.side, partition));
+            records.extend(to_records(row, &self.plan, self.side, partition).map(|r| (part, r)));
         }
         Ok(())
     }
 
-    /// Each file's records; a file without rows contributes its empty groups (a view of
-    /// global aggregates has one even over no rows).
-    fn finish_by_file(mut self) -> HashMap<u64, Vec<ViewRecord>> {
-        if let Some(empty) = self.plan.empty_contribution() {
-            for (partition, records) in self.out.iter_mut().filter(|(_, r)| r.is_empty()) {
-                records.extend(to_records(empty.clone(), &self.plan, self.side, *partition));
-            }
-        }
+    /// Each file's records: a group-by view's parts of one group merged in the parts'
+    /// order (so a file's record does not depend on how its parts were shared out); a file
+    /// without rows contributes its empty groups (a view of global aggregates has one even
+    /// over no rows).
+    fn finish_by_file(self) -> HashMap<u64, Vec<ViewRecord>> {
+        let empty = self.plan.empty_contribution();
+        let kind = &self.plan.kind;
         self.out
+            .into_iter()
+            .map(|(partition, mut parts)| {
+                let mut records: Vec<ViewRecord> = Vec::with_capacity(parts.len());
+                if matches!(kind, ViewKind::Aggregate { .. }) {
+                    parts.sort_by(|(a, x), (b, y)| x.0.cmp(&y.0).then(a.cmp(b)));
+                    for (_, record) in parts {
+                        match records.last_mut() {
+                            Some(last) if last.0 == record.0 => kind.merge_partials(&mut last.1.1, &record.1.1),
+                            _ => records.push(record),
+                        }
+                    }
+                } else {
+                    records.extend(parts.into_iter().map(|(_, r)| r));
+                }
+                if records.is_empty()
+                    && let Some(empty) = &empty
+                {
+                    records.extend(to_records(empty.clone(), &self.plan, self.side, partition));
+                }
+                (partition, records)
+            })
+            .collect()
     }
 }
 
@@ -226,7 +258,7 @@ impl ByFile {
                     break;
                 }
                 let (partitions, report) =
-                    catalog.partitions_in(&scan.bounds, &[], PlanOptions::default().partition_rows)?;
+                    catalog.partitions_in(&scan.bounds, &[], by_file_options().partition_rows)?;
                 scan.partitions = partitions;
                 scan.pruning = (&report).into();
             }
@@ -234,7 +266,7 @@ impl ByFile {
                 return Ok(plan);
             }
         }
-        let mut plan = plan_sql(&self.sql, set, &PlanOptions::default())?.plan;
+        let mut plan = plan_sql(&self.sql, set, &by_file_options())?.plan;
         // A release's contributions are few rows, all going to this thread: they are
         // finished where they gather.
         for aggregate in plan.aggregates_mut() {
