@@ -28,18 +28,20 @@ Q="SELECT tract, COUNT(*) AS n, AVG(mag_i) AS mean_i, STDDEV(mag_i) AS sd_i, MIN
 memory() { "$B" repl --connect "$C" --format csv -c "SHOW WORKERS" | awk -F, 'NR > 1 { s += $5 } END { print s }'; }
 echo "server RSS with the view: $(memory) MiB"
 
-# From scratch: the view's query on the server, 11 runs (median of the server's time for the
-# statement, as the ingest's time below is).
-scratch=$( (echo '\timing on'; for _ in $(seq 11); do echo "$Q;"; done) \
-  | "$B" repl --connect "$C" --format csv 2>&1 >/dev/null | sed -n 's/^Time: .*on the server: \([0-9.]*\) s)/\1/p' \
-  | sort -n | sed -n 6p)
-# Ingest and update: alternate the 2 % release and the base, 15 times (each is a real delta),
-# each from its own `starflow ingest` as releases come; the time is the server's for the
-# statement (waiting for the store, validation, views, manifest).
+# 15 rounds, each of the view's query from scratch on the server and then one ingest-and-
+# update, so that both sides are measured under the same conditions (this machine's speed
+# drifts by tens of percent over a minute). Ingests alternate the 2 % release and the base
+# (each is a real delta), each from its own `starflow ingest` as releases come. Both times
+# are the server's for the whole statement (an ingest's: waiting for the store, validation,
+# views, manifest).
+: > "$W/scratch.out"
 for r in $(seq 2 16); do
+  (echo '\timing on'; echo "$Q;") | "$B" repl --connect "$C" --format csv 2>&1 >/dev/null \
+    | sed -n 's/^Time: .*on the server: \([0-9.]*\) s)/\1/p' >> "$W/scratch.out"
   if [ $((r % 2)) = 0 ]; then dir="$W/r2"; else dir="$BASE"; fi
   "$B" ingest --connect "$C" --catalog dp02 --release "r$r" "$dir"
 done | tee "$W/ingest.out"
+scratch=$(sort -n "$W/scratch.out" | sed -n 8p)
 ingest=$(sed -n 's/.*(\([0-9.]*\) s)$/\1/p' "$W/ingest.out" | sort -n | sed -n 8p)
 echo "server RSS after 15 releases: $(memory) MiB"
 [ -z "${BREAKDOWN:-}" ] || grep -a "release ingested" "$W/serve.log" | sed 's/\x1b\[[0-9;]*m//g' | sed 's/.*release ingested //' | tail -3

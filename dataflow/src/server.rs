@@ -24,7 +24,7 @@ use crate::plan::Plan;
 use crate::profile::Profiler;
 use crate::registry::CatalogSet;
 use crate::view::feed::{Fed, Feed, Gathered};
-use crate::view::{InstalledView, Snapshot, ViewKind, ViewRecord, install_view};
+use crate::view::{InstalledView, Snapshot, ViewKind, ViewRecord, install_view, local_worker, settle};
 use crate::worker::{QueryShared, QueryStats, communication, install_query};
 use starflow_catalogs::ParquetCatalog;
 
@@ -39,6 +39,10 @@ pub enum QueryEvent {
 
 /// Result bytes a query may have waiting for its client before it is cancelled.
 const WAITING_LIMIT: u64 = 512 << 20;
+
+/// Steps of worker 0's view computation per turn of its loop while a view is behind (an
+/// update takes a few).
+const SETTLE_STEPS: usize = 32;
 
 /// What [`QueryHandle::wait_event`] found.
 #[derive(Debug)]
@@ -348,6 +352,8 @@ impl Server {
             let mut fed: Vec<(Fed, QueryStats, mpsc::Sender<QueryEvent>)> = Vec::new();
             let mut running: HashMap<u64, Running> = HashMap::new();
             let mut views: HashMap<u64, InstalledView> = HashMap::new();
+            // Worker 0: the computation of the views on worker 0 alone.
+            let mut local = (worker.index() == 0).then(local_worker);
             // Worker 0: records to feed, and who waits for a view to reach a time.
             let mut pending: HashMap<(u64, u64), Vec<(ViewRecord, isize)>> = HashMap::new();
             let mut waiting: Vec<(u64, u64, mpsc::Sender<()>)> = Vec::new();
@@ -454,7 +460,17 @@ impl Server {
                         Command::CreateView { id, name, kind, start } => {
                             let snapshot =
                                 snapshots.lock().expect("snapshots lock").get(&id).cloned().unwrap_or_default();
-                            views.insert(id, install_view(worker, &name, &kind, start, snapshot));
+                            // A view on worker 0 alone is in worker 0's own computation,
+                            // and on no other worker.
+                            match (&mut local, kind.on_first_worker()) {
+                                (Some(local), true) => {
+                                    views.insert(id, install_view(local, &name, &kind, start, snapshot));
+                                }
+                                (None, true) => {}
+                                (_, false) => {
+                                    views.insert(id, install_view(worker, &name, &kind, start, snapshot));
+                                }
+                            }
                         }
                         Command::UpdateView { id, time } => {
                             if let Some(view) = views.get_mut(&id) {
@@ -462,8 +478,10 @@ impl Server {
                             }
                         }
                         Command::DropView { id } => {
-                            if let Some(view) = views.remove(&id) {
-                                worker.drop_dataflow(view.dataflow);
+                            match (views.remove(&id), &mut local) {
+                                (Some(view), Some(local)) if view.local => local.drop_dataflow(view.dataflow),
+                                (Some(view), _) => worker.drop_dataflow(view.dataflow),
+                                (None, _) => {}
                             }
                             dropped.insert(id);
                             snapshots.lock().expect("snapshots lock").remove(&id);
@@ -500,6 +518,9 @@ impl Server {
                         };
                         let _ = tx.send(QueryEvent::Done(stats));
                     }
+                }
+                if let Some(local) = &mut local {
+                    settle(local, &views, SETTLE_STEPS);
                 }
                 fed.retain_mut(|(applied, stats, tx)| {
                     let reached = applied.reached(&views, &dropped);

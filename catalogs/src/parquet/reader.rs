@@ -22,8 +22,10 @@ pub struct PartitionReader {
     schema: SchemaRef,
     /// Where each output column comes from.
     positions: Vec<Source>,
-    /// The value of the virtual file column ([`Partition::file_part`]).
+    /// The value of the virtual file column ([`Partition::file_part`]), and that column for
+    /// a whole batch once made (smaller batches are slices of it).
     file_part: i64,
+    file_column: std::cell::OnceCell<ArrayRef>,
     /// Rows still to produce when no column is read (row counts come from the footer).
     rows_without_columns: u64,
     batch_rows: usize,
@@ -125,6 +127,7 @@ impl PartitionReader {
                 schema,
                 positions,
                 file_part: partition.file_part(),
+                file_column: Default::default(),
                 rows_without_columns: rows,
                 batch_rows,
                 path: file.path.clone(),
@@ -156,6 +159,7 @@ impl PartitionReader {
             schema,
             positions,
             file_part: partition.file_part(),
+            file_column: Default::default(),
             rows_without_columns: 0,
             batch_rows,
             path: file.path.clone(),
@@ -209,7 +213,16 @@ impl PartitionReader {
     fn column(&self, source: &Source, field: &Field, rows: usize, read: Option<&RecordBatch>) -> ArrayRef {
         match (source, read) {
             (Source::Read(p), Some(batch)) => batch.column(*p).clone(),
-            (Source::File, _) => Arc::new(Int64Array::from_value(self.file_part, rows)),
+            (Source::File, _) => {
+                let column = self.file_column.get_or_init(|| {
+                    Arc::new(Int64Array::from_value(self.file_part, rows.max(self.batch_rows))) as ArrayRef
+                });
+                if column.len() >= rows {
+                    column.slice(0, rows)
+                } else {
+                    Arc::new(Int64Array::from_value(self.file_part, rows))
+                }
+            }
             _ => new_null_array(field.data_type(), rows),
         }
     }

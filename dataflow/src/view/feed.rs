@@ -64,7 +64,7 @@ impl Feed {
         let Feed { mut contribution, own, others, records: to } = self;
         for update in std::iter::once(&own).chain(&others) {
             match views.get(&update.view) {
-                Some(view) if view.alone => {}
+                Some(view) if view.local => {}
                 Some(_) => return Err(RunError::Internal(format!("view {} is not on worker 0 alone", update.view))),
                 None => return Err(RunError::Internal(format!("view {} is not installed", update.view))),
             }

@@ -17,7 +17,7 @@
 pub mod convert;
 pub mod feed;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use differential_dataflow::VecCollection;
@@ -383,36 +383,63 @@ pub type Snapshot = Arc<ViewContents>;
 
 /// A view installed on one worker.
 pub(crate) struct InstalledView {
-    /// None where the view has no input: on workers other than 0, for a view kept on worker 0
-    /// alone ([`ViewKind::on_first_worker`]).
-    input: Option<InputSession<u64, ViewRecord, isize>>,
-    /// Whether the view runs on worker 0 alone.
-    pub alone: bool,
+    input: InputSession<u64, ViewRecord, isize>,
+    /// Whether the view runs on worker 0's own single-worker computation
+    /// ([`ViewKind::on_first_worker`]).
+    pub local: bool,
     pub probe: ProbeHandle<u64>,
     pub dataflow: usize,
+    /// The last time fed.
+    fed: Option<u64>,
 }
 
 impl InstalledView {
     /// Feeds `records` at `time` and advances the view's input past it.
     pub fn update(&mut self, time: u64, records: impl IntoIterator<Item = (ViewRecord, isize)>) {
-        if let Some(input) = self.input.as_mut() {
-            input.advance_to(time);
-            for (record, diff) in records {
-                input.update(record, diff);
-            }
-            input.advance_to(time + 1);
-            input.flush();
+        self.input.advance_to(time);
+        for (record, diff) in records {
+            self.input.update(record, diff);
         }
+        self.input.advance_to(time + 1);
+        self.input.flush();
+        self.fed = Some(time);
+    }
+
+    /// Whether the view's contents do not reflect its last update yet.
+    pub fn behind(&self) -> bool {
+        self.fed.is_some_and(|t| self.probe.less_equal(&t))
     }
 }
 
 impl ViewKind {
-    /// Whether the view's dataflow runs on worker 0 alone: group-by and top-k views, whose
-    /// state is one record per (group, partition) or one partition's top k, small enough for
-    /// one worker. An update of such a view involves no other worker (their inputs are
-    /// closed), so it takes no round of progress between workers.
+    /// Whether the view runs on worker 0 alone, in a single-worker computation of its own:
+    /// group-by and top-k views, whose state is one record per (group, partition) or one
+    /// partition's top k, small enough for one worker. An update of such a view involves no
+    /// other worker: no progress is exchanged, no worker is woken.
     pub fn on_first_worker(&self) -> bool {
         matches!(self, ViewKind::Aggregate { .. } | ViewKind::TopK { .. })
+    }
+}
+
+/// Worker 0's single-worker computation for the views on worker 0 alone, stepped by worker 0
+/// itself when one of them is behind.
+pub(crate) fn local_worker() -> timely::worker::Worker {
+    let allocator = timely::communication::Allocator::Thread(Default::default());
+    timely::worker::Worker::new(timely::WorkerConfig::default(), allocator, Some(std::time::Instant::now()))
+}
+
+/// Steps `local` until none of its views is behind (at most `steps` steps; whatever is left
+/// is stepped again on the next turn of the worker's loop).
+pub(crate) fn settle(local: &mut timely::worker::Worker, views: &HashMap<u64, InstalledView>, steps: usize) {
+    if !views.values().any(|v| v.local && v.behind()) {
+        return;
+    }
+    let _span = tracing::debug_span!("settle").entered();
+    for _ in 0..steps {
+        if !views.values().any(|v| v.local && v.behind()) {
+            return;
+        }
+        local.step();
     }
 }
 
@@ -487,10 +514,7 @@ pub(crate) fn install_view(
     });
     input.advance_to(start);
     input.flush();
-    // Dropping its input releases this worker's hold on the view's progress.
-    let alone = kind.on_first_worker();
-    let input = (worker.index() == 0 || !alone).then_some(input);
-    InstalledView { input, alone, probe, dataflow }
+    InstalledView { input, local: kind.on_first_worker(), probe, dataflow, fed: None }
 }
 
 #[cfg(test)]
