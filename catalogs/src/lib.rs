@@ -17,7 +17,7 @@ pub use hats::region::SkyRegion;
 pub use parquet::prune::{ColumnBound, ColumnStats};
 pub use parquet::reader::PartitionReader;
 pub use parquet::{CatalogFile, FILE_COLUMN, ParquetCatalog, PruneReport, RowGroupStats, SKY_COLUMNS};
-pub use partition::{Partition, file_part, owners};
+pub use partition::{Partition, file_part, owners, process_share};
 
 /// The cores this process may use (looked up once: `available_parallelism` reads cgroup
 /// files every time it is asked).

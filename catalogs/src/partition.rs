@@ -47,6 +47,13 @@ pub fn owners(partitions: &[Partition], peers: usize) -> Vec<usize> {
         .collect()
 }
 
+/// The partitions process `process` reads (its workers being `threads` of `peers` in all),
+/// in catalog order: those whose [`owners`] worker is one of its own.
+pub fn process_share(partitions: &[Partition], peers: usize, threads: usize, process: usize) -> Vec<&Partition> {
+    let threads = threads.max(1);
+    partitions.iter().zip(owners(partitions, peers)).filter(|(_, w)| w / threads == process).map(|(p, _)| p).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,6 +73,13 @@ mod tests {
         let load = |w| rows.iter().zip(&shares).filter(|(_, o)| **o == w).map(|(r, _)| r).sum::<u64>();
         assert_eq!((load(0), load(1)), (71, 77));
         assert_eq!(owners(&parts, 1), vec![0; 10]);
+        // Two processes of two workers: each reads what its own workers own.
+        let four = owners(&parts, 4);
+        for process in 0..2 {
+            let share: Vec<usize> = process_share(&parts, 4, 2, process).iter().map(|p| p.index).collect();
+            let expected: Vec<usize> = (0..10).filter(|&i| four[i] / 2 == process).collect();
+            assert_eq!(share, expected);
+        }
         // Unknown sizes (lazy files) go round robin.
         assert_eq!(owners(&[partition(0, 0), partition(1, 0), partition(2, 0)], 2), vec![0, 1, 0]);
     }

@@ -21,10 +21,7 @@ const TICK: Duration = Duration::from_millis(250);
 /// Partitions of `plan` that process `rank` (of `threads` workers, `peers` in all) reads.
 pub fn local_partitions(plan: &Plan, rank: usize, threads: usize, peers: usize) -> u64 {
     let scans = plan.scans();
-    let mine = |s: &&starflow_dataflow::plan::ScanSpec| {
-        starflow_catalogs::owners(&s.partitions, peers).into_iter().filter(|w| w / threads == rank).count() as u64
-    };
-    scans.iter().map(mine).sum()
+    scans.iter().map(|s| starflow_catalogs::process_share(&s.partitions, peers, threads, rank).len() as u64).sum()
 }
 
 /// The progress text (without the REPL's hints).

@@ -25,13 +25,8 @@ pub(crate) fn render_scan<'s>(ctx: &RenderContext<'s>, spec: &ScanSpec) -> Resul
     let (index, peers) = (scope.index(), scope.peers());
     // This process's share, taken partition by partition by whichever of its workers is free.
     let process = index / ctx.threads.max(1);
-    let share: Vec<_> = spec
-        .partitions
-        .iter()
-        .zip(starflow_catalogs::owners(&spec.partitions, peers))
-        .filter(|(_, o)| o / ctx.threads.max(1) == process)
-        .map(|(p, _)| p.clone())
-        .collect();
+    let share: Vec<_> =
+        starflow_catalogs::process_share(&spec.partitions, peers, ctx.threads, process).into_iter().cloned().collect();
     let queue = ctx.next_scan_queue();
     let mut partitions = std::iter::from_fn(move || share.get(queue.fetch_add(1, Ordering::Relaxed)).cloned());
     let (errors, metrics, gate) = (ctx.errors.clone(), ctx.metrics.clone(), ctx.gate.clone());
