@@ -2,6 +2,7 @@
 //! row-group pruning and the deterministic DP0.2-shaped demo generator. No timely here.
 #![warn(missing_docs)]
 
+pub mod atomic;
 pub mod dp02;
 pub mod dp02_release;
 pub mod error;

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
@@ -450,53 +450,6 @@ fn check_schema(before: &ParquetCatalog, after: &ParquetCatalog, root: &str) -> 
     Ok(())
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file, fsync, rename, fsync of the folder.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    Staged::write(path, bytes)?.commit()
-}
-
-/// A file written and synced under a temporary name next to `path`, not in place yet: the
-/// slow part of an atomic write (the fsync) done ahead, the visible part ([`Staged::commit`])
-/// when the caller is ready. Dropped uncommitted, the temporary file is removed.
-#[derive(Debug)]
-pub struct Staged {
-    tmp: PathBuf,
-    path: PathBuf,
-    committed: bool,
-}
-
-impl Staged {
-    /// Writes and syncs the temporary file.
-    pub fn write(path: &Path, bytes: &[u8]) -> Result<Self> {
-        let io = |source| CatalogError::Io { path: path.to_path_buf(), source };
-        fs::create_dir_all(path.parent().unwrap_or(Path::new("."))).map_err(io)?;
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        let staged = Self { tmp, path: path.to_path_buf(), committed: false };
-        let mut file = fs::File::create(&staged.tmp).map_err(io)?;
-        file.write_all(bytes).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        Ok(staged)
-    }
-
-    /// Renames the file into place and syncs its folder.
-    pub fn commit(mut self) -> Result<()> {
-        fs::rename(&self.tmp, &self.path).map_err(|source| CatalogError::Io { path: self.path.clone(), source })?;
-        self.committed = true;
-        if let Ok(d) = fs::File::open(self.path.parent().unwrap_or(Path::new("."))) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Staged {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = fs::remove_file(&self.tmp);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -560,23 +513,6 @@ mod tests {
             assert!(new.checksum.is_empty(), "{} was hashed for nothing", new.path);
         }
         assert!(!old.path.is_empty());
-        fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn staged_files_appear_only_when_committed() {
-        let dir = std::env::temp_dir().join(format!("starflow-staged-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        let path = dir.join("sub").join("m.json");
-        let staged = Staged::write(&path, b"one").unwrap();
-        assert!(!path.exists(), "staged, not in place yet");
-        drop(staged);
-        assert_eq!(fs::read_dir(dir.join("sub")).unwrap().count(), 0, "an uncommitted file leaves nothing behind");
-        Staged::write(&path, b"two").unwrap().commit().unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"two");
-        assert_eq!(fs::read_dir(dir.join("sub")).unwrap().count(), 1);
-        write_atomically(&path, b"three").unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"three");
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -23,7 +23,7 @@ use crate::error::RunError;
 use crate::plan::Plan;
 use crate::profile::Profiler;
 use crate::registry::CatalogSet;
-use crate::view::feed::{Fed, Feed, Gathered};
+use crate::view::feed::{Decision, Fed, Feed, Gate, Gathered};
 use crate::view::{InstalledView, Snapshot, ViewKind, ViewRecord, install_view, local_worker, settle};
 use crate::worker::{QueryShared, QueryStats, communication, install_query};
 use starflow_catalogs::ParquetCatalog;
@@ -350,6 +350,8 @@ impl Server {
             // the fed ones waiting for their views before they report `Done`.
             let mut feeds: HashMap<u64, (Feed, Gathered)> = HashMap::new();
             let mut fed: Vec<(Fed, QueryStats, mpsc::Sender<QueryEvent>)> = Vec::new();
+            // Worker 0: feeding queries that ended, waiting for their gate.
+            let mut held: Vec<(Feed, Vec<RecordBatch>, QueryStats, mpsc::Sender<QueryEvent>)> = Vec::new();
             let mut running: HashMap<u64, Running> = HashMap::new();
             let mut views: HashMap<u64, InstalledView> = HashMap::new();
             // Worker 0: the computation of the views on worker 0 alone.
@@ -506,17 +508,29 @@ impl Server {
                         // `Done` once they reflect it.
                         let stats = match (stats, feeds.remove(&id)) {
                             (Ok(stats), Some((feed, batches))) => {
-                                match tracing::debug_span!("feed").in_scope(|| feed.apply(batches.take(), &mut views)) {
-                                    Ok(applied) => {
-                                        fed.push((applied, stats, tx));
-                                        continue;
-                                    }
-                                    Err(e) => Err(e),
-                                }
+                                held.push((feed, batches.take(), stats, tx));
+                                continue;
                             }
                             (stats, _) => stats,
                         };
                         let _ = tx.send(QueryEvent::Done(stats));
+                    }
+                }
+                // Feeding queries that ended: their views change once their gate opens.
+                for (feed, batches, stats, tx) in std::mem::take(&mut held) {
+                    let outcome = match feed.gate.state() {
+                        None => {
+                            held.push((feed, batches, stats, tx));
+                            continue;
+                        }
+                        Some(false) => Err(RunError::Cancelled),
+                        Some(true) => tracing::debug_span!("feed").in_scope(|| feed.apply(batches, &mut views)),
+                    };
+                    match outcome {
+                        Ok(applied) => fed.push((applied, stats, tx)),
+                        Err(e) => {
+                            let _ = tx.send(QueryEvent::Done(Err(e)));
+                        }
                     }
                 }
                 if let Some(local) = &mut local {
@@ -602,6 +616,12 @@ impl Server {
         let (events, receiver) = mpsc::channel();
         self.waker.send(&self.control, Control::Run { id, plan, catalogs, profile, events, feed });
         QueryHandle { id, events: receiver, control: self.control.clone(), metrics, waiting }
+    }
+
+    /// A gate for a feeding query ([`Feed::gate`]) and the decision that opens or shuts it.
+    pub fn gate(&self) -> (Gate, Decision) {
+        let waker = self.waker.clone();
+        Gate::pending(Box::new(move || waker.wake_all()))
     }
 
     /// Installs a maintained view on every worker, its input starting at time `start`;

@@ -6,7 +6,7 @@
 //! with the state folder comes back with the same releases and views.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use starflow_catalogs::dp02::{Dp02Options, generate_dp02};
 use starflow_catalogs::dp02_release::{ReleaseOptions, generate_release};
@@ -123,6 +123,34 @@ fn snapshot(server: &ServeProcess, views: Views) -> Vec<String> {
     views.iter().map(|(name, _)| view_csv(server, name)).collect()
 }
 
+/// An ingest whose manifest cannot be staged (the temporary file the server reserved for it
+/// is replaced by a folder) is rejected, naming the manifest, and leaves every view and
+/// release as it was.
+fn a_manifest_that_cannot_be_written_is_rejected(server: &ServeProcess, state: &Path, views: Views, dir: &Path) {
+    let folder = state.join("catalogs").join("dp02");
+    let files = || std::fs::read_dir(&folder).unwrap().map(|e| e.unwrap().path()).collect::<Vec<_>>();
+    let next = files().iter().filter(|p| p.extension().is_some_and(|x| x == "json")).count() + 1;
+    let prefix = format!("release-{next}.tmp");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let reserved = loop {
+        if let Some(p) = files().into_iter().find(|p| p.file_name().unwrap().to_string_lossy().starts_with(&prefix)) {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "no reserved manifest {prefix}* in {}", folder.display());
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    std::fs::remove_file(&reserved).unwrap();
+    std::fs::create_dir(&reserved).unwrap();
+    let before = (snapshot(server, views), server.sql("SHOW RELEASES").ok().to_string());
+    let conn = server.conn.to_str().unwrap();
+    let out =
+        starflow(&["ingest", "--connect", conn, "--catalog", "dp02", "--release", "blocked", dir.to_str().unwrap()]);
+    out.clean_error(&["rejected", &format!("dp02 stays at release {}", next - 1), &format!("release-{next}.json")]);
+    let after = (snapshot(server, views), server.sql("SHOW RELEASES").ok().to_string());
+    assert_eq!(after, before, "views and releases unchanged when the manifest cannot be written");
+    std::fs::remove_dir(&reserved).unwrap();
+}
+
 fn run_sequence(extra: &[&str], views: Views, releases: &Releases, state: &Path) -> (ServeProcess, Vec<String>) {
     let d = &releases.dirs;
     let catalog = format!("dp02={}", d[0].display());
@@ -226,6 +254,7 @@ fn group_by_views_are_fed_where_their_query_ends_and_a_failing_query_changes_non
             assert_eq!(snapshot(&server, group_by), at_r3, "{extra:?} {column:?}: views unchanged after the failure");
             assert_eq!(server.sql("SHOW RELEASES").ok(), releases_before, "{extra:?} {column:?}: releases unchanged");
         }
+        a_manifest_that_cannot_be_written_is_rejected(&server, state.path(), group_by, &d[1]);
         // The next release still updates every view exactly.
         ingest(&server, "r6 = r2", &d[1]);
         check_views(&server, group_by, &d[1], &format!("{extra:?} after the failed queries"));
@@ -319,8 +348,12 @@ fn rejected_ingests_change_nothing_and_a_restart_comes_back() {
     let state = Scratch::new("state");
     let (server, at_r3) = run_sequence(&["--workers", "2"], VIEWS, &releases, state.path());
     let manifests = |dir: &Path| {
-        let mut m: Vec<_> =
-            std::fs::read_dir(dir.join("catalogs").join("dp02")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        // (The manifests, not the next one's temporary file the server reserves after an ingest.)
+        let mut m: Vec<_> = std::fs::read_dir(dir.join("catalogs").join("dp02"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
         m.sort();
         m
     };
@@ -360,6 +393,8 @@ fn rejected_ingests_change_nothing_and_a_restart_comes_back() {
             "releases unchanged"
         );
     }
+    a_manifest_that_cannot_be_written_is_rejected(&server, state.path(), VIEWS, &releases.dirs[1]);
+    assert_eq!(manifests(state.path()), before.0, "no manifest left behind");
     // Restart with the state folder alone.
     let mut server = server;
     server.repl(&["-c", "SHUTDOWN"]).ok();

@@ -4,6 +4,8 @@
 //! costs two thread wake-ups, each about a tenth of a millisecond on a loaded machine).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc;
 
 use arrow_array::RecordBatch;
@@ -41,6 +43,66 @@ pub struct Feed {
     /// Receives the query's records once every view reflects them, just before the query's
     /// `Done`.
     pub records: mpsc::Sender<Vec<ViewRecord>>,
+    /// Whether the views may change, decided by the submitter while the query runs.
+    pub gate: Gate,
+}
+
+const UNDECIDED: u8 = 0;
+const OPEN: u8 = 1;
+const SHUT: u8 = 2;
+
+/// Whether a feeding query's records may change its views: its submitter decides while the
+/// query runs (an ingest first stages its release's manifest), and worker 0 holds the records
+/// of a query that ends before the decision. A shut gate fails the query (`Cancelled`) and
+/// leaves every view as it was.
+#[derive(Clone)]
+pub struct Gate(Arc<AtomicU8>);
+
+impl Gate {
+    /// A gate open from the start (nothing to decide).
+    pub fn open() -> Self {
+        Self(Arc::new(AtomicU8::new(OPEN)))
+    }
+
+    /// A gate and the decision that opens or shuts it (`wake`: wakes worker 0, which may be
+    /// holding the records).
+    pub(crate) fn pending(wake: Box<dyn Fn() + Send>) -> (Self, Decision) {
+        let state = Arc::new(AtomicU8::new(UNDECIDED));
+        (Self(state.clone()), Decision { state, wake })
+    }
+
+    /// Open (true), shut (false), or not decided yet (None).
+    pub(crate) fn state(&self) -> Option<bool> {
+        match self.0.load(Ordering::Acquire) {
+            UNDECIDED => None,
+            s => Some(s == OPEN),
+        }
+    }
+}
+
+/// The submitter's side of a [`Gate`]. Dropped undecided, it shuts the gate.
+pub struct Decision {
+    state: Arc<AtomicU8>,
+    wake: Box<dyn Fn() + Send>,
+}
+
+impl Decision {
+    /// Lets the query's records change its views (`true`), or not.
+    pub fn decide(self, open: bool) {
+        self.set(if open { OPEN } else { SHUT });
+    }
+
+    fn set(&self, state: u8) {
+        if self.state.compare_exchange(UNDECIDED, state, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            (self.wake)();
+        }
+    }
+}
+
+impl Drop for Decision {
+    fn drop(&mut self) {
+        self.set(SHUT);
+    }
 }
 
 /// The result batches a feeding query gathered on worker 0.
@@ -61,7 +123,7 @@ impl Feed {
         batches: Vec<RecordBatch>,
         views: &mut HashMap<u64, InstalledView>,
     ) -> Result<Fed, RunError> {
-        let Feed { mut contribution, own, others, records: to } = self;
+        let Feed { mut contribution, own, others, records: to, gate: _ } = self;
         for update in std::iter::once(&own).chain(&others) {
             match views.get(&update.view) {
                 Some(view) if view.local => {}

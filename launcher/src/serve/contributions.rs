@@ -78,8 +78,10 @@ pub fn contributions(
 /// Runs a group-by view's contribution query over `files` (at least one; its side `side`,
 /// which has a [`ByFile`] query) so that worker 0 feeds the view itself: the leaving files' records
 /// `retract` go with the query's at `time`, and `others` (other views' updates of the same
-/// release) at the same moment. Returns the files' records by tagged partition, once every
-/// view reflects them; if the query fails, no view has changed.
+/// release) at the same moment. While the workers read, `beside` runs on this thread and
+/// decides whether the views may change (an ingest stages its manifest there). Returns the
+/// files' records by tagged partition, once every view reflects them; if the query fails or
+/// `beside` says no, no view has changed.
 #[allow(clippy::too_many_arguments)]
 pub fn feed(
     server: &Server,
@@ -91,6 +93,7 @@ pub fn feed(
     time: u64,
     retract: Vec<(ViewRecord, isize)>,
     others: Vec<ViewUpdate>,
+    beside: &mut dyn FnMut() -> bool,
 ) -> Result<HashMap<u64, Vec<ViewRecord>>> {
     let by_file = view.by_file[side].as_ref().ok_or_else(|| anyhow!("view {} has no query by file", view.name))?;
     let mut out: HashMap<u64, Vec<ViewRecord>> = files.iter().map(|f| (tagged(f.partition, side), vec![])).collect();
@@ -99,15 +102,17 @@ pub fn feed(
     }
     let (planned, set) = by_file.query(catalog, select(manifest, catalog, files)?)?;
     let (records, fed) = std::sync::mpsc::channel();
+    let (gate, decision) = server.gate();
     let feed = Feed {
         contribution: Box::new(FileRecords::new(&view.plan, side, files)),
         own: ViewUpdate { view: view.id, time, records: retract },
         others,
         records,
+        gate,
     };
-    for_each_batch(server.submit_feeding(planned, &set, feed), &describe(files), |_| {
-        bail!("a query feeding its view returned rows")
-    })?;
+    let handle = server.submit_feeding(planned, &set, feed);
+    decision.decide(beside());
+    for_each_batch(handle, &describe(files), |_| bail!("a query feeding its view returned rows"))?;
     let records = fed.try_recv().map_err(|_| anyhow!("the view was updated without its records"))?;
     for record in records {
         out.entry(record.1.0).or_default().push(record);

@@ -45,6 +45,9 @@ pub struct State {
     /// statement writes them next): queries wait for them.
     pub tables_pending: Mutex<bool>,
     pub tables_written: std::sync::Condvar,
+    /// Set by an ingest (accepted or not): its statement reserves the next manifest files
+    /// after the reply.
+    pub reserve_manifests: AtomicBool,
     pub token: String,
     pub processes: usize,
     pub threads: usize,
@@ -93,10 +96,15 @@ impl State {
         store
     }
 
-    /// After a statement's reply: writes the views' tables it left behind.
-    fn write_pending_tables(&self) {
-        if *self.tables_pending.lock().unwrap_or_else(|p| p.into_inner()) {
-            drop(self.store_to_change());
+    /// After a statement's reply: writes the views' tables it left behind, and after an
+    /// ingest makes the next manifest files ahead ([`Store::reserve_manifests`]).
+    fn after_reply(&self) {
+        let reserve = self.reserve_manifests.swap(false, std::sync::atomic::Ordering::SeqCst);
+        if reserve || *self.tables_pending.lock().unwrap_or_else(|p| p.into_inner()) {
+            let mut store = self.store_to_change();
+            if reserve {
+                store.reserve_manifests();
+            }
         }
     }
 }
@@ -197,7 +205,7 @@ pub fn execute(state: &State, text: &str, max_rows: u64, client: &str, frames: &
     };
     // A client that stalled already had its minute: the last frame gets a few seconds.
     let _ = frames.send_within(&last, Duration::from_secs(5));
-    state.write_pending_tables();
+    state.after_reply();
 }
 
 fn run(
@@ -253,6 +261,7 @@ fn run(
             // release included.
             let started = Instant::now();
             let mut store = state.store_to_change();
+            state.reserve_manifests.store(true, std::sync::atomic::Ordering::SeqCst);
             let s = views::ingest(&mut store, &state.server, &catalog, &label, &path)?;
             state.refresh(&store);
             drop(store);

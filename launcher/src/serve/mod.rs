@@ -123,6 +123,7 @@ fn serve(args: &ServeArgs, topology: &crate::cluster::Topology, stop: &AtomicBoo
         paths: RwLock::new(store.roots()),
         store: Mutex::new(store),
         tables_pending: Mutex::new(false),
+        reserve_manifests: AtomicBool::new(false),
         tables_written: Default::default(),
         token: info.token.clone(),
         processes,

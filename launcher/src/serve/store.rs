@@ -11,12 +11,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use starflow_catalogs::ParquetCatalog;
-use starflow_catalogs::release::{Manifest, Staged, scan_release, write_atomically};
+use starflow_catalogs::atomic::{Reserved, Staged, is_temporary, trim, write_atomically};
+use starflow_catalogs::release::{Manifest, scan_release};
 use starflow_dataflow::CatalogSet;
 use starflow_dataflow::sql::view::ViewPlan;
 use starflow_dataflow::view::{Snapshot, ViewRecord};
@@ -79,6 +80,24 @@ pub struct Store {
     pub views: BTreeMap<String, View>,
     /// Stages release manifests beside the ingest that makes them.
     pub helper: super::helper::Helper,
+    /// Each catalog's latest manifest file and its length (the file may be longer: spaces
+    /// a reserved write left, cut by the next reservation).
+    written: HashMap<String, (PathBuf, u64)>,
+    /// Each catalog's manifest file for its next release, made ahead ([`Reserved`]).
+    reservations: HashMap<String, Reservation>,
+}
+
+/// The temporary file of a catalog's next manifest, being made on the helper thread.
+pub struct Reservation {
+    release: u64,
+    ready: mpsc::Receiver<Option<Reserved>>,
+}
+
+impl Reservation {
+    /// The reserved file, if it is for `release` and could be made.
+    pub fn take(self, release: u64) -> Option<Reserved> {
+        (self.release == release).then(|| self.ready.recv().ok().flatten()).flatten()
+    }
 }
 
 fn manifest_path(dir: &Path, catalog: &str, release: u64) -> PathBuf {
@@ -86,11 +105,17 @@ fn manifest_path(dir: &Path, catalog: &str, release: u64) -> PathBuf {
 }
 
 /// Writes and syncs a release's manifest in state folder `dir` under a temporary name (see
-/// [`Staged`]).
-pub fn stage_manifest(dir: &Path, manifest: &Manifest) -> Result<Staged> {
+/// [`Staged`]), over `reserved` when that is its file; returns it with the manifest's path and
+/// length.
+pub fn stage_manifest(dir: &Path, manifest: &Manifest, reserved: Option<Reserved>) -> Result<(Staged, PathBuf, u64)> {
     let _span = tracing::debug_span!("stage_manifest").entered();
     let path = manifest_path(dir, &manifest.catalog, manifest.release);
-    Ok(Staged::write(&path, &serde_json::to_vec_pretty(manifest)?)?)
+    let bytes = serde_json::to_vec_pretty(manifest)?;
+    let staged = match reserved.filter(|r| r.path() == path) {
+        Some(reserved) => reserved.stage(&bytes)?,
+        None => Staged::write(&path, &bytes)?,
+    };
+    Ok((staged, path, bytes.len() as u64))
 }
 
 impl Store {
@@ -112,6 +137,8 @@ impl Store {
             catalogs: BTreeMap::new(),
             views: BTreeMap::new(),
             helper: super::helper::Helper::start("manifests"),
+            written: HashMap::new(),
+            reservations: HashMap::new(),
         };
         store.load_catalogs()?;
         for spec in specs {
@@ -142,6 +169,7 @@ impl Store {
         if store.catalogs.is_empty() {
             bail!("no catalogs: give --catalog NAME=PATH (or a --state-dir that has some)");
         }
+        store.reserve_manifests();
         Ok(store)
     }
 
@@ -153,15 +181,23 @@ impl Store {
             let mut manifests = Vec::new();
             for file in std::fs::read_dir(entry.path())?.flatten() {
                 let path = file.path();
+                // A manifest an earlier server staged or reserved but never put in place.
+                if is_temporary(&path) {
+                    let _ = std::fs::remove_file(&path);
+                    continue;
+                }
                 if path.extension().is_some_and(|e| e == "json") {
                     let text = std::fs::read_to_string(&path)?;
                     let m: Manifest = serde_json::from_str(&text)
                         .with_context(|| format!("{} is not a release manifest", path.display()))?;
-                    manifests.push(m);
+                    manifests.push((m, path, text.trim_end().len() as u64));
                 }
             }
-            manifests.sort_by_key(|m| m.release);
-            let Some(latest) = manifests.last() else { continue };
+            manifests.sort_by_key(|(m, ..)| m.release);
+            let Some((_, path, length)) = manifests.last() else { continue };
+            self.written.insert(name.clone(), (path.clone(), *length));
+            let manifests: Vec<Manifest> = manifests.into_iter().map(|(m, ..)| m).collect();
+            let latest = manifests.last().expect("a manifest");
             let paths: Vec<PathBuf> = latest.files.iter().map(|f| latest.file_path(f)).collect();
             let current = ParquetCatalog::open_files(&name, &paths).with_context(|| {
                 format!("cannot reopen release {} ({}) of catalog \"{name}\"", latest.release, latest.label)
@@ -171,8 +207,51 @@ impl Store {
         Ok(())
     }
 
-    pub fn write_manifest(&self, manifest: &Manifest) -> Result<()> {
-        Ok(stage_manifest(&self.dir, manifest)?.commit()?)
+    pub fn write_manifest(&mut self, manifest: &Manifest) -> Result<()> {
+        let (staged, path, length) = stage_manifest(&self.dir, manifest, None)?;
+        staged.commit()?;
+        self.manifest_written(&manifest.catalog, path, length);
+        Ok(())
+    }
+
+    /// Records that `catalog`'s latest manifest is the first `length` bytes of `path`.
+    pub fn manifest_written(&mut self, catalog: &str, path: PathBuf, length: u64) {
+        self.written.insert(catalog.to_string(), (path, length));
+    }
+
+    /// The reservation of `catalog`'s next manifest file, if one was made.
+    pub fn take_reservation(&mut self, catalog: &str) -> Option<Reservation> {
+        self.reservations.remove(catalog)
+    }
+
+    /// Makes, on the helper thread, the manifest file of each catalog's next release that is
+    /// not reserved yet (after an ingest's reply: its journal commit is off every ingest's
+    /// path), cutting the spaces the latest one was left with. Room for a quarter more than
+    /// the latest manifest; a longer one is written the ordinary way.
+    pub fn reserve_manifests(&mut self) {
+        for (name, catalog) in &self.catalogs {
+            let latest = catalog.latest();
+            let next = latest.release + 1;
+            if self.reservations.get(name).is_some_and(|r| r.release == next) {
+                continue;
+            }
+            let written = self.written.get(name).cloned();
+            let length = written.as_ref().map_or(512 * latest.files.len() as u64, |(_, l)| *l) as usize;
+            let capacity = (length + length / 4 + 4096).next_multiple_of(4096);
+            let path = manifest_path(&self.dir, name, next);
+            let ready = self.helper.run(move || {
+                let _span = tracing::debug_span!("reserve_manifest").entered();
+                if let Some((written, length)) = written
+                    && let Err(e) = trim(&written, length)
+                {
+                    tracing::warn!(error = %e, "cannot cut a manifest to its length");
+                }
+                Reserved::make(&path, capacity)
+                    .inspect_err(|e| tracing::warn!(error = %e, "cannot reserve the next manifest file"))
+                    .ok()
+            });
+            self.reservations.insert(name.clone(), Reservation { release: next, ready });
+        }
     }
 
     /// View definitions saved by an earlier run.

@@ -170,7 +170,9 @@ struct ViewDelta {
 /// Computes every view's delta for a release of `catalog`. Returns whether the views have
 /// them already: when files enter and every view over the catalog is a group-by view (on
 /// worker 0 alone), the last view's contribution query feeds every view as it ends (one
-/// round trip to the workers fewer). Otherwise no view has changed yet.
+/// round trip to the workers fewer), and `beside` runs while that query runs and decides
+/// whether the views may change. Otherwise no view has changed yet (and `beside` was not run).
+#[allow(clippy::too_many_arguments)]
 fn view_deltas(
     store: &Store,
     server: &Server,
@@ -179,6 +181,7 @@ fn view_deltas(
     manifest: &Manifest,
     new_catalog: &ParquetCatalog,
     delta: &starflow_catalogs::release::ReleaseDelta,
+    beside: &mut dyn FnMut() -> bool,
 ) -> Result<(Vec<ViewDelta>, bool)> {
     let entering: Vec<&ManifestFile> = delta.entering().collect();
     let over: Vec<(&View, usize)> = store
@@ -205,7 +208,7 @@ fn view_deltas(
                 .map(|d| ViewUpdate { view: d.id, time: d.time, records: std::mem::take(&mut d.records) })
                 .collect();
             let retract = std::mem::take(&mut records);
-            feed(server, view, side, manifest, new_catalog, &entering, time, retract, others)
+            feed(server, view, side, manifest, new_catalog, &entering, time, retract, others, beside)
                 .with_context(|| rejected(view))?
         } else {
             let by_file = view.by_file[side].as_ref();
@@ -241,19 +244,31 @@ pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, pa
     })?;
     drop(scan_span);
     let scanned = started.elapsed();
-    // The manifest's slow part (writing and syncing it under a temporary name) runs beside
-    // the views' update; it takes its place once they are updated (and is removed if the
+    // The manifest's slow part (writing and syncing it under a temporary name) is done on
+    // this thread while the workers read the entering files, and the views change only if it
+    // succeeded; the manifest takes its place once they are updated (and is removed if the
     // ingest fails before).
-    let staging = {
-        let (dir, manifest) = (store.dir.clone(), manifest.clone());
-        store.helper.run(move || super::store::stage_manifest(&dir, &manifest))
+    let dir = store.dir.clone();
+    let mut reservation = store.take_reservation(catalog);
+    let mut staged = None;
+    let mut stage = || {
+        let reserved = reservation.take().and_then(|r| r.take(manifest.release));
+        let result = super::store::stage_manifest(&dir, &manifest, reserved);
+        let ok = result.is_ok();
+        staged = Some(result);
+        ok
     };
-    let (updates, applied) = match view_deltas(store, server, catalog, label, &manifest, &new_catalog, &delta) {
-        Ok(updates) => updates,
-        Err(e) => {
-            // Nothing of the release stays behind: the staged manifest is removed.
-            drop(staging.recv());
-            return Err(e);
+    let deltas = view_deltas(store, server, catalog, label, &manifest, &new_catalog, &delta, &mut stage);
+    let rejected =
+        || format!("release \"{label}\" of {catalog} rejected; {catalog} stays at release {}", manifest.release - 1);
+    // No view changed unless the manifest was staged: a staging failure is the reason to give.
+    let (updates, applied, (staged, manifest_file, length)) = match (deltas, staged) {
+        (_, Some(Err(e))) => return Err(e.context(rejected())),
+        (Err(e), _) => return Err(e),
+        (Ok((updates, applied)), Some(Ok(staged))) => (updates, applied, staged),
+        (Ok((updates, applied)), None) => {
+            let reserved = reservation.take().and_then(|r| r.take(manifest.release));
+            (updates, applied, super::store::stage_manifest(&dir, &manifest, reserved).with_context(rejected)?)
         }
     };
     let computed = started.elapsed();
@@ -272,11 +287,13 @@ pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, pa
         names.push(name);
     }
     let updated = started.elapsed();
-    let staged = staging.recv().map_err(|_| anyhow!("writing the manifest failed"))??;
     {
+        // (A rename next to the file just written and synced: if even that fails, the error
+        // is reported, and the views keep a release that a restart would not come back at.)
         let _span = tracing::debug_span!("manifest").entered();
-        staged.commit()?;
+        staged.commit().with_context(|| format!("release \"{label}\" of {catalog} could not be recorded"))?;
     }
+    store.manifest_written(catalog, manifest_file, length);
     tracing::info!(
         catalog,
         release = manifest.release,
