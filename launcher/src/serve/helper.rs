@@ -1,7 +1,7 @@
 //! A thread kept for the small jobs that run beside an ingest (reading its new files'
-//! footers while the others are looked at, staging its manifest while the views are
-//! updated): starting a thread costs about a tenth of a millisecond here, more than such a
-//! job's share of an ingest.
+//! footers while the others are looked at) or after its reply (reserving the next manifest
+//! file): starting a thread costs about a tenth of a millisecond here, more than such a job's
+//! share of an ingest.
 
 use std::sync::Mutex;
 use std::sync::mpsc;
