@@ -40,8 +40,9 @@ pub struct Feed {
     pub own: ViewUpdate,
     /// Other views' updates, applied at the same moment.
     pub others: Vec<ViewUpdate>,
-    /// Receives the query's records once every view reflects them, just before the query's
-    /// `Done`.
+    /// Receives the query's records once they (and every update) are in the views' inputs,
+    /// before the views have worked out their new contents (the query's `Done` says they
+    /// have). Dropped unsent if no view changes.
     pub records: mpsc::Sender<Vec<ViewRecord>>,
     /// Whether the views may change, decided by the submitter while the query runs.
     pub gate: Gate,
@@ -108,11 +109,9 @@ impl Drop for Decision {
 /// The result batches a feeding query gathered on worker 0.
 pub(crate) type Gathered = std::rc::Rc<std::cell::RefCell<Vec<RecordBatch>>>;
 
-/// A feed applied: the (view, time) pairs it waits for, and the records to hand back.
+/// A feed applied: the (view, time) pairs it waits for.
 pub(crate) struct Fed {
     waits: Vec<(u64, u64)>,
-    records: Vec<ViewRecord>,
-    to: mpsc::Sender<Vec<ViewRecord>>,
 }
 
 impl Feed {
@@ -143,20 +142,15 @@ impl Feed {
         waits.push((own.view, own.time));
         let entering = records.iter().map(|r| (r.clone(), 1));
         views.get_mut(&own.view).expect("checked").update(own.time, own.records.into_iter().chain(entering));
-        Ok(Fed { waits, records, to })
+        // Nothing can fail from here: the views' new contents follow from their inputs.
+        let _ = to.send(records);
+        Ok(Fed { waits })
     }
 }
 
 impl Fed {
-    /// Whether every view reflects its update (or is gone); if so, hands the records back.
-    pub(crate) fn reached(&mut self, views: &HashMap<u64, InstalledView>, dropped: &HashSet<u64>) -> bool {
-        let reached = self
-            .waits
-            .iter()
-            .all(|(id, time)| views.get(id).map_or(dropped.contains(id), |v| !v.probe.less_equal(time)));
-        if reached {
-            let _ = self.to.send(std::mem::take(&mut self.records));
-        }
-        reached
+    /// Whether every view reflects its update (or is gone).
+    pub(crate) fn reached(&self, views: &HashMap<u64, InstalledView>, dropped: &HashSet<u64>) -> bool {
+        self.waits.iter().all(|(id, time)| views.get(id).map_or(dropped.contains(id), |v| !v.probe.less_equal(time)))
     }
 }

@@ -80,8 +80,9 @@ pub fn contributions(
 /// `retract` go with the query's at `time`, and `others` (other views' updates of the same
 /// release) at the same moment. While the workers read, `beside` runs on this thread and
 /// decides whether the views may change (an ingest stages its manifest there). Returns the
-/// files' records by tagged partition, once every view reflects them; if the query fails or
-/// `beside` says no, no view has changed.
+/// files' records by tagged partition once every update is in the views' inputs (nothing can
+/// fail after that), and the query, whose end says the views reflect them; if the query
+/// fails or `beside` says no, no view has changed.
 #[allow(clippy::too_many_arguments)]
 pub fn feed(
     server: &Server,
@@ -94,7 +95,7 @@ pub fn feed(
     retract: Vec<(ViewRecord, isize)>,
     others: Vec<ViewUpdate>,
     beside: &mut dyn FnMut() -> bool,
-) -> Result<HashMap<u64, Vec<ViewRecord>>> {
+) -> Result<(HashMap<u64, Vec<ViewRecord>>, Fed)> {
     let by_file = view.by_file[side].as_ref().ok_or_else(|| anyhow!("view {} has no query by file", view.name))?;
     let mut out: HashMap<u64, Vec<ViewRecord>> = files.iter().map(|f| (tagged(f.partition, side), vec![])).collect();
     if files.is_empty() {
@@ -112,12 +113,29 @@ pub fn feed(
     };
     let handle = server.submit_feeding(planned, &set, feed);
     decision.decide(beside());
-    for_each_batch(handle, &describe(files), |_| bail!("a query feeding its view returned rows"))?;
-    let records = fed.try_recv().map_err(|_| anyhow!("the view was updated without its records"))?;
+    let pending = Fed { handle, what: describe(files) };
+    let Ok(records) = fed.recv() else {
+        // No view changed: the query's end says why.
+        pending.wait()?;
+        bail!("the view was updated without its records");
+    };
     for record in records {
         out.entry(record.1.0).or_default().push(record);
     }
-    Ok(out)
+    Ok((out, pending))
+}
+
+/// A feeding query whose records are in its views' inputs.
+pub struct Fed {
+    handle: starflow_dataflow::QueryHandle,
+    what: String,
+}
+
+impl Fed {
+    /// Waits until every view reflects the records.
+    pub fn wait(self) -> Result<()> {
+        for_each_batch(self.handle, &self.what, |_| bail!("a query feeding its view returned rows"))
+    }
 }
 
 /// The catalog files of `files`, as the release's catalog lists them (in its manifest's order).

@@ -17,7 +17,7 @@ use starflow_dataflow::view::convert::batch_of;
 use starflow_dataflow::view::feed::ViewUpdate;
 use starflow_dataflow::view::{Row, ViewRecord};
 
-use super::contributions::{ByFile, contributions, feed, tagged};
+use super::contributions::{ByFile, Fed, contributions, feed, tagged};
 use super::store::{CatalogState, Store, View};
 
 /// Writes a view's contents at `release` and opens them as a catalog named after the view.
@@ -167,11 +167,12 @@ struct ViewDelta {
     time: u64,
 }
 
-/// Computes every view's delta for a release of `catalog`. Returns whether the views have
-/// them already: when files enter and every view over the catalog is a group-by view (on
-/// worker 0 alone), the last view's contribution query feeds every view as it ends (one
-/// round trip to the workers fewer), and `beside` runs while that query runs and decides
-/// whether the views may change. Otherwise no view has changed yet (and `beside` was not run).
+/// Computes every view's delta for a release of `catalog`. Returns, when the views have them
+/// already, the query that fed them: when files enter and every view over the catalog is a
+/// group-by view (on worker 0 alone), the last view's contribution query feeds every view as
+/// it ends (one round trip to the workers fewer), and `beside` runs while that query runs and
+/// decides whether the views may change. Otherwise no view has changed yet (and `beside` was
+/// not run).
 #[allow(clippy::too_many_arguments)]
 fn view_deltas(
     store: &Store,
@@ -182,7 +183,7 @@ fn view_deltas(
     new_catalog: &ParquetCatalog,
     delta: &starflow_catalogs::release::ReleaseDelta,
     beside: &mut dyn FnMut() -> bool,
-) -> Result<(Vec<ViewDelta>, bool)> {
+) -> Result<(Vec<ViewDelta>, Option<Fed>)> {
     let entering: Vec<&ManifestFile> = delta.entering().collect();
     let over: Vec<(&View, usize)> = store
         .views
@@ -193,6 +194,7 @@ fn view_deltas(
         && over.iter().all(|(v, side)| v.plan.kind.on_first_worker() && v.by_file[*side].is_some());
     let rejected = |view: &View| format!("release \"{label}\" of {catalog} rejected while updating view {}", view.name);
     let mut updates: Vec<ViewDelta> = Vec::new();
+    let mut pending = None;
     for (i, &(view, side)) in over.iter().enumerate() {
         let _span = tracing::debug_span!("contributions", files = entering.len()).entered();
         let leaving: Vec<u64> = delta.leaving().map(|f| tagged(f.partition, side)).collect();
@@ -208,8 +210,11 @@ fn view_deltas(
                 .map(|d| ViewUpdate { view: d.id, time: d.time, records: std::mem::take(&mut d.records) })
                 .collect();
             let retract = std::mem::take(&mut records);
-            feed(server, view, side, manifest, new_catalog, &entering, time, retract, others, beside)
-                .with_context(|| rejected(view))?
+            let (added, fed) =
+                feed(server, view, side, manifest, new_catalog, &entering, time, retract, others, beside)
+                    .with_context(|| rejected(view))?;
+            pending = Some(fed);
+            added
         } else {
             let by_file = view.by_file[side].as_ref();
             let added = contributions(server, &view.plan, side, by_file, manifest, new_catalog, &entering)
@@ -219,7 +224,7 @@ fn view_deltas(
         };
         updates.push(ViewDelta { name: view.name.clone(), id: view.id, added, leaving, records, time });
     }
-    Ok((updates, fed))
+    Ok((updates, pending))
 }
 
 /// `INGEST RELEASE 'label' INTO catalog FROM 'path'`: validates the new release, updates
@@ -262,19 +267,19 @@ pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, pa
     let rejected =
         || format!("release \"{label}\" of {catalog} rejected; {catalog} stays at release {}", manifest.release - 1);
     // No view changed unless the manifest was staged: a staging failure is the reason to give.
-    let (updates, applied, (staged, manifest_file, length)) = match (deltas, staged) {
+    let (updates, fed, (staged, manifest_file, length)) = match (deltas, staged) {
         (_, Some(Err(e))) => return Err(e.context(rejected())),
         (Err(e), _) => return Err(e),
-        (Ok((updates, applied)), Some(Ok(staged))) => (updates, applied, staged),
-        (Ok((updates, applied)), None) => {
+        (Ok((updates, fed)), Some(Ok(staged))) => (updates, fed, staged),
+        (Ok((updates, fed)), None) => {
             let reserved = reservation.take().and_then(|r| r.take(manifest.release));
-            (updates, applied, super::store::stage_manifest(&dir, &manifest, reserved).with_context(rejected)?)
+            (updates, fed, super::store::stage_manifest(&dir, &manifest, reserved).with_context(rejected)?)
         }
     };
     let computed = started.elapsed();
     let mut names = Vec::new();
     for ViewDelta { name, id, added, leaving, records, time } in updates {
-        if !applied {
+        if fed.is_none() {
             let _span = tracing::debug_span!("update_view").entered();
             wait(server.update_view(id, time, records))?;
         }
@@ -292,6 +297,12 @@ pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, pa
         // is reported, and the views keep a release that a restart would not come back at.)
         let _span = tracing::debug_span!("manifest").entered();
         staged.commit().with_context(|| format!("release \"{label}\" of {catalog} could not be recorded"))?;
+    }
+    // Fed views work out their new contents from their inputs while the manifest is put in
+    // place; the reply waits for them.
+    if let Some(fed) = fed {
+        let _span = tracing::debug_span!("views_settle").entered();
+        fed.wait()?;
     }
     store.manifest_written(catalog, manifest_file, length);
     tracing::info!(
