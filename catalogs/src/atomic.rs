@@ -48,12 +48,16 @@ pub struct Staged {
 impl Staged {
     /// Writes and syncs the temporary file.
     pub fn write(path: &Path, bytes: &[u8]) -> Result<Self> {
+        Self::write_unsynced(path, bytes)?.sync()
+    }
+
+    /// Writes the temporary file, leaving its sync (the slow part) to [`Written::sync`].
+    pub fn write_unsynced(path: &Path, bytes: &[u8]) -> Result<Written> {
         fs::create_dir_all(path.parent().unwrap_or(Path::new("."))).map_err(io(path))?;
         let staged = Self { tmp: temporary(path), path: path.to_path_buf(), committed: false };
         let mut file = fs::File::create(&staged.tmp).map_err(io(path))?;
         file.write_all(bytes).map_err(io(path))?;
-        file.sync_all().map_err(io(path))?;
-        Ok(staged)
+        Ok(Written { file, staged, data_only: false })
     }
 
     /// Renames the file into place and syncs its folder.
@@ -72,6 +76,24 @@ impl Drop for Staged {
         if !self.committed {
             let _ = fs::remove_file(&self.tmp);
         }
+    }
+}
+
+/// A temporary file written, not synced yet (dropped: removed).
+#[derive(Debug)]
+pub struct Written {
+    file: fs::File,
+    staged: Staged,
+    /// Only its data to sync (an overwrite of a [`Reserved`] file).
+    data_only: bool,
+}
+
+impl Written {
+    /// Syncs the file: it is staged.
+    pub fn sync(self) -> Result<Staged> {
+        let synced = if self.data_only { self.file.sync_data() } else { self.file.sync_all() };
+        synced.map_err(io(&self.staged.path))?;
+        Ok(self.staged)
     }
 }
 
@@ -108,18 +130,21 @@ impl Reserved {
     /// journal is not committed). Bytes beyond the capacity are written as an ordinary
     /// [`Staged`] file instead.
     pub fn stage(self, bytes: &[u8]) -> Result<Staged> {
+        self.write(bytes)?.sync()
+    }
+
+    /// [`Reserved::stage`], leaving the sync to [`Written::sync`].
+    pub fn write(self, bytes: &[u8]) -> Result<Written> {
         let Self { file: staged, capacity } = self;
         let path = staged.path.clone();
         if bytes.len() > capacity {
             let mut file = fs::File::create(&staged.tmp).map_err(io(&path))?;
             file.write_all(bytes).map_err(io(&path))?;
-            file.sync_all().map_err(io(&path))?;
-            return Ok(staged);
+            return Ok(Written { file, staged, data_only: false });
         }
         let file = fs::OpenOptions::new().write(true).open(&staged.tmp).map_err(io(&path))?;
         file.write_all_at(bytes, 0).map_err(io(&path))?;
-        file.sync_data().map_err(io(&path))?;
-        Ok(staged)
+        Ok(Written { file, staged, data_only: true })
     }
 }
 
@@ -186,6 +211,10 @@ mod tests {
         let staged = Reserved::make(&path, 64).unwrap().stage(&long).unwrap();
         staged.commit().unwrap();
         assert_eq!(fs::read(&path).unwrap(), long);
+        assert_eq!(files(), std::slice::from_ref(&path));
+        // Written but not synced, or not committed: removed.
+        drop(Reserved::make(&path, 64).unwrap().write(b"{}").unwrap());
+        drop(Staged::write_unsynced(&path, b"{}").unwrap());
         assert_eq!(files(), std::slice::from_ref(&path));
         // Staged from a reservation but not committed: removed.
         drop(Reserved::make(&path, 64).unwrap().stage(b"{}").unwrap());

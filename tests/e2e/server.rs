@@ -105,3 +105,70 @@ fn a_two_process_server_matches_run_query() {
     server.shutdown().expect("process 0 shuts down");
     follower.join().expect("process 1 thread").expect("process 1 shuts down");
 }
+
+/// A feeding query changes its view only once its gate opens: shut, or its decision dropped,
+/// the query ends as cancelled and the view keeps its contents; opened after the query has
+/// ended (worker 0 holds its records meanwhile), the view gets them.
+#[test]
+fn a_feeding_query_changes_its_view_only_through_an_open_gate() {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int64Type;
+    use starflow_dataflow::view::feed::{Contribution, Feed, ViewUpdate};
+    use starflow_dataflow::view::{Datum, Row, ViewKind, ViewRecord};
+
+    /// Each row's objectId, as a top-k candidate (the id is also its sort key).
+    struct Ids(Vec<ViewRecord>);
+    impl Contribution for Ids {
+        fn add(&mut self, batch: &arrow_array::RecordBatch) -> Result<(), String> {
+            let ids = batch.column(0).as_primitive::<Int64Type>();
+            self.0.extend(ids.values().iter().map(|&id| (Row::new(), (1, vec![Datum::Int(id), Datum::Int(id)]))));
+            Ok(())
+        }
+        fn finish(self: Box<Self>) -> Vec<ViewRecord> {
+            self.0
+        }
+    }
+    let server = Server::start(2, None, Operators).expect("server starts");
+    let sql = "SELECT objectId FROM dp02";
+    let mut ids: Vec<i64> = collect(&server.submit(plan(sql), &catalogs()))
+        .expect("query succeeds")
+        .iter()
+        .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+        .collect();
+    ids.sort_unstable_by(|a, b| b.cmp(a));
+    let top: Vec<Row> = ids[..3].iter().map(|&id| vec![Datum::Int(id)]).collect();
+    let (view, snapshot) = server.create_view("top", ViewKind::TopK { k: 3, width: 1, keys: vec![(true, false)] }, 1);
+    let contents = || snapshot.with_rows(|rows| rows.keys().cloned().collect::<Vec<Row>>());
+    // What each attempt gave (checked after the shutdown: a failed assertion with the server
+    // running would leave its workers waiting).
+    let mut seen = Vec::new();
+    for (time, decide) in [Some(false), None, Some(true)].into_iter().enumerate() {
+        let (records, fed) = std::sync::mpsc::channel();
+        let (gate, decision) = server.gate();
+        let own = ViewUpdate { view, time: time as u64 + 1, records: vec![] };
+        let feed = Feed { contribution: Box::new(Ids(vec![])), own, others: vec![], records, gate };
+        let handle = server.submit_feeding(plan(sql), &catalogs(), feed);
+        // Decided late: the query has most likely ended, its records held on worker 0.
+        std::thread::sleep(Duration::from_millis(300));
+        match decide {
+            Some(open) => decision.decide(open),
+            None => drop(decision),
+        }
+        let result = collect(&handle).map(|batches| batches.len());
+        let mut got = contents();
+        got.sort_by(|a, b| b.cmp(a));
+        seen.push((decide, result, fed.try_recv().map(|r| r.len()).ok(), got));
+    }
+    server.shutdown().expect("clean shutdown");
+    for (decide, result, records, got) in seen {
+        if decide == Some(true) {
+            assert_eq!(result.expect("an open gate: the query succeeds"), 0, "a feeding query returns no rows");
+            assert_eq!(records, Some(ids.len()), "its records are handed back");
+            assert_eq!(got, top, "the view has the records");
+        } else {
+            assert!(matches!(result, Err(RunError::Cancelled)), "{decide:?}: {result:?}");
+            assert_eq!(records, None, "{decide:?}: no records handed back");
+            assert!(got.is_empty(), "{decide:?}: the view is unchanged");
+        }
+    }
+}

@@ -16,7 +16,7 @@ use std::sync::{Arc, mpsc};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use starflow_catalogs::ParquetCatalog;
-use starflow_catalogs::atomic::{Reserved, Staged, is_temporary, trim, write_atomically};
+use starflow_catalogs::atomic::{Reserved, Staged, Written, is_temporary, trim, write_atomically};
 use starflow_catalogs::release::{Manifest, scan_release};
 use starflow_dataflow::CatalogSet;
 use starflow_dataflow::sql::view::ViewPlan;
@@ -104,18 +104,18 @@ fn manifest_path(dir: &Path, catalog: &str, release: u64) -> PathBuf {
     dir.join("catalogs").join(catalog).join(format!("release-{release}.json"))
 }
 
-/// Writes and syncs a release's manifest in state folder `dir` under a temporary name (see
-/// [`Staged`]), over `reserved` when that is its file; returns it with the manifest's path and
-/// length.
-pub fn stage_manifest(dir: &Path, manifest: &Manifest, reserved: Option<Reserved>) -> Result<(Staged, PathBuf, u64)> {
-    let _span = tracing::debug_span!("stage_manifest").entered();
+/// Writes a release's manifest in state folder `dir` under a temporary name, over `reserved`
+/// when that is its file, not synced yet (see [`Written::sync`]); returns it with the
+/// manifest's path and length.
+pub fn write_manifest(dir: &Path, manifest: &Manifest, reserved: Option<Reserved>) -> Result<(Written, PathBuf, u64)> {
+    let _span = tracing::debug_span!("write_manifest").entered();
     let path = manifest_path(dir, &manifest.catalog, manifest.release);
     let bytes = serde_json::to_vec_pretty(manifest)?;
-    let staged = match reserved.filter(|r| r.path() == path) {
-        Some(reserved) => reserved.stage(&bytes)?,
-        None => Staged::write(&path, &bytes)?,
+    let written = match reserved.filter(|r| r.path() == path) {
+        Some(reserved) => reserved.write(&bytes)?,
+        None => Staged::write_unsynced(&path, &bytes)?,
     };
-    Ok((staged, path, bytes.len() as u64))
+    Ok((written, path, bytes.len() as u64))
 }
 
 impl Store {
@@ -208,8 +208,8 @@ impl Store {
     }
 
     pub fn write_manifest(&mut self, manifest: &Manifest) -> Result<()> {
-        let (staged, path, length) = stage_manifest(&self.dir, manifest, None)?;
-        staged.commit()?;
+        let (written, path, length) = write_manifest(&self.dir, manifest, None)?;
+        written.sync()?.commit()?;
         self.manifest_written(&manifest.catalog, path, length);
         Ok(())
     }

@@ -249,31 +249,32 @@ pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, pa
     })?;
     drop(scan_span);
     let scanned = started.elapsed();
-    // The manifest's slow part (writing and syncing it under a temporary name) is done on
-    // this thread while the workers read the entering files, and the views change only if it
-    // succeeded; the manifest takes its place once they are updated (and is removed if the
-    // ingest fails before).
-    let dir = store.dir.clone();
-    let mut reservation = store.take_reservation(catalog);
+    let rejected =
+        || format!("release \"{label}\" of {catalog} rejected; {catalog} stays at release {}", manifest.release - 1);
+    // The manifest is written under a temporary name now (the workers are idle), synced on
+    // this thread while they read the entering files (its slow part, which needs almost no
+    // CPU), and the views change only if that succeeded; it takes its place once they are
+    // updated (and is removed if the ingest fails before).
+    let reserved = store.take_reservation(catalog).and_then(|r| r.take(manifest.release));
+    let (written, manifest_file, length) =
+        super::store::write_manifest(&store.dir, &manifest, reserved).with_context(rejected)?;
+    let mut written = Some(written);
     let mut staged = None;
     let mut stage = || {
-        let reserved = reservation.take().and_then(|r| r.take(manifest.release));
-        let result = super::store::stage_manifest(&dir, &manifest, reserved);
-        let ok = result.is_ok();
-        staged = Some(result);
+        let result = written.take().map(|w| w.sync());
+        let ok = result.as_ref().is_some_and(Result::is_ok);
+        staged = result;
         ok
     };
     let deltas = view_deltas(store, server, catalog, label, &manifest, &new_catalog, &delta, &mut stage);
-    let rejected =
-        || format!("release \"{label}\" of {catalog} rejected; {catalog} stays at release {}", manifest.release - 1);
-    // No view changed unless the manifest was staged: a staging failure is the reason to give.
-    let (updates, fed, (staged, manifest_file, length)) = match (deltas, staged) {
-        (_, Some(Err(e))) => return Err(e.context(rejected())),
+    // No view changed unless the manifest was synced: a failure to sync is the reason to give.
+    let (updates, fed, staged) = match (deltas, staged) {
+        (_, Some(Err(e))) => return Err(anyhow::Error::from(e).context(rejected())),
         (Err(e), _) => return Err(e),
         (Ok((updates, fed)), Some(Ok(staged))) => (updates, fed, staged),
         (Ok((updates, fed)), None) => {
-            let reserved = reservation.take().and_then(|r| r.take(manifest.release));
-            (updates, fed, super::store::stage_manifest(&dir, &manifest, reserved).with_context(rejected)?)
+            let written = written.take().expect("written, not synced yet");
+            (updates, fed, written.sync().with_context(rejected)?)
         }
     };
     let computed = started.elapsed();
