@@ -78,7 +78,8 @@ pub struct Store {
     pub persistent: bool,
     pub catalogs: BTreeMap<String, CatalogState>,
     pub views: BTreeMap<String, View>,
-    /// Stages release manifests beside the ingest that makes them.
+    /// Reads a release's new footers beside its ingest, and reserves the next manifest files
+    /// after its reply.
     pub helper: super::helper::Helper,
     /// Each catalog's latest manifest file and its length (the file may be longer: spaces
     /// a reserved write left, cut by the next reservation).
@@ -225,8 +226,8 @@ impl Store {
     }
 
     /// Makes, on the helper thread, the manifest file of each catalog's next release that is
-    /// not reserved yet (after an ingest's reply: its journal commit is off every ingest's
-    /// path), cutting the spaces the latest one was left with. Room for a quarter more than
+    /// not reserved yet (after an ingest's reply: its syncs are off every ingest's path),
+    /// cutting the spaces the latest one was left with. Room for a quarter more than
     /// the latest manifest; a longer one is written the ordinary way.
     pub fn reserve_manifests(&mut self) {
         for (name, catalog) in &self.catalogs {
