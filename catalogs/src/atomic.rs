@@ -54,10 +54,14 @@ impl Staged {
     /// Writes the temporary file, leaving its sync (the slow part) to [`Written::sync`].
     pub fn write_unsynced(path: &Path, bytes: &[u8]) -> Result<Written> {
         fs::create_dir_all(path.parent().unwrap_or(Path::new("."))).map_err(io(path))?;
-        let staged = Self { tmp: temporary(path), path: path.to_path_buf(), committed: false };
-        let mut file = fs::File::create(&staged.tmp).map_err(io(path))?;
-        file.write_all(bytes).map_err(io(path))?;
-        Ok(Written { file, staged, data_only: false })
+        Self { tmp: temporary(path), path: path.to_path_buf(), committed: false }.create(bytes)
+    }
+
+    /// Creates (or truncates) the temporary file with `bytes` in it.
+    fn create(self, bytes: &[u8]) -> Result<Written> {
+        let mut file = fs::File::create(&self.tmp).map_err(io(&self.path))?;
+        file.write_all(bytes).map_err(io(&self.path))?;
+        Ok(Written { file, staged: self, data_only: false })
     }
 
     /// Renames the file into place and syncs its folder.
@@ -109,7 +113,7 @@ pub struct Reserved {
 
 impl Reserved {
     /// Makes and syncs the temporary file of `path` (its folder too, so that the file is there
-    /// after a crash as well: the whole journal commit is taken off the write).
+    /// after a crash as well: no metadata is left for the write to sync).
     pub fn make(path: &Path, capacity: usize) -> Result<Self> {
         let folder = path.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(folder).map_err(io(path))?;
@@ -126,23 +130,16 @@ impl Reserved {
         &self.file.path
     }
 
-    /// Writes `bytes` over the reserved file and syncs its data (no metadata to sync). Bytes beyond the capacity are written as an ordinary
-    /// [`Staged`] file instead.
-    pub fn stage(self, bytes: &[u8]) -> Result<Staged> {
-        self.write(bytes)?.sync()
-    }
-
-    /// [`Reserved::stage`], leaving the sync to [`Written::sync`].
+    /// Writes `bytes` over the reserved file, leaving the sync to [`Written::sync`], which then
+    /// syncs data only (no metadata changed). Bytes beyond the capacity are written as an
+    /// ordinary [`Staged`] file instead.
     pub fn write(self, bytes: &[u8]) -> Result<Written> {
         let Self { file: staged, capacity } = self;
-        let path = staged.path.clone();
         if bytes.len() > capacity {
-            let mut file = fs::File::create(&staged.tmp).map_err(io(&path))?;
-            file.write_all(bytes).map_err(io(&path))?;
-            return Ok(Written { file, staged, data_only: false });
+            return staged.create(bytes);
         }
-        let file = fs::OpenOptions::new().write(true).open(&staged.tmp).map_err(io(&path))?;
-        file.write_all_at(bytes, 0).map_err(io(&path))?;
+        let file = fs::OpenOptions::new().write(true).open(&staged.tmp).map_err(io(&staged.path))?;
+        file.write_all_at(bytes, 0).map_err(io(&staged.path))?;
         Ok(Written { file, staged, data_only: true })
     }
 }
@@ -195,7 +192,7 @@ mod tests {
         let reserved = Reserved::make(&path, 64).unwrap();
         assert!(files().iter().all(|p| is_temporary(p)));
         assert_eq!(reserved.path(), path);
-        let staged = reserved.stage(br#"{"a": 1}"#).unwrap();
+        let staged = reserved.write(br#"{"a": 1}"#).unwrap().sync().unwrap();
         assert!(!path.exists());
         staged.commit().unwrap();
         let text = fs::read(&path).unwrap();
@@ -207,7 +204,7 @@ mod tests {
         assert_eq!(files(), std::slice::from_ref(&path));
         // Too long for the reservation: an ordinary staged write, and nothing left behind.
         let long = vec![b'x'; 100];
-        let staged = Reserved::make(&path, 64).unwrap().stage(&long).unwrap();
+        let staged = Reserved::make(&path, 64).unwrap().write(&long).unwrap().sync().unwrap();
         staged.commit().unwrap();
         assert_eq!(fs::read(&path).unwrap(), long);
         assert_eq!(files(), std::slice::from_ref(&path));
@@ -216,7 +213,7 @@ mod tests {
         drop(Staged::write_unsynced(&path, b"{}").unwrap());
         assert_eq!(files(), std::slice::from_ref(&path));
         // Staged from a reservation but not committed: removed.
-        drop(Reserved::make(&path, 64).unwrap().stage(b"{}").unwrap());
+        drop(Reserved::make(&path, 64).unwrap().write(b"{}").unwrap().sync().unwrap());
         assert_eq!(files(), std::slice::from_ref(&path));
         assert!(!is_temporary(&path) && is_temporary(&dir.join("release-3.tmp123")));
         fs::remove_dir_all(&dir).unwrap();

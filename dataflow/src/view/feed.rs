@@ -60,11 +60,6 @@ const SHUT: u8 = 2;
 pub struct Gate(Arc<AtomicU8>);
 
 impl Gate {
-    /// A gate open from the start (nothing to decide).
-    pub fn open() -> Self {
-        Self(Arc::new(AtomicU8::new(OPEN)))
-    }
-
     /// A gate and the decision that opens or shuts it (`wake`: wakes worker 0, which may be
     /// holding the records).
     pub(crate) fn pending(wake: Box<dyn Fn() + Send>) -> (Self, Decision) {
