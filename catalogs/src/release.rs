@@ -171,7 +171,7 @@ pub fn scan_release_with(
     spare: &dyn Fn(Job),
 ) -> Result<(Manifest, ReleaseDelta, ParquetCatalog)> {
     let span = tracing::debug_span!("resolve_paths").entered();
-    let paths = crate::parquet::resolve_paths(root)?;
+    let listing = crate::parquet::resolve_listing(root)?;
     drop(span);
     let span = tracing::debug_span!("stats").entered();
     let base = PathBuf::from(root);
@@ -202,8 +202,21 @@ pub fn scan_release_with(
         file_id: (u64, u64),
         cached: Option<usize>,
     }
-    let mut stats = Vec::with_capacity(paths.len());
+    let mut stats = Vec::with_capacity(listing.len());
     let mut prefetch = previous.is_some().then(|| Prefetch::new(spare, KEPT_FOOTERS));
+    // Files whose inode the folder lists and the previous release does not know are most
+    // likely new content: their footers are read at once, while the others are looked at
+    // (a guess only: what the stats below find decides, and a footer read for nothing is
+    // left out).
+    if let (Some(prefetch), Some(m)) = (prefetch.as_mut(), previous_manifest) {
+        let known: std::collections::HashSet<u64> = m.files.iter().map(|f| f.file_id.1).collect();
+        let new: Vec<&PathBuf> =
+            listing.iter().filter(|(_, ino)| *ino != 0 && !known.contains(ino)).map(|(p, _)| p).collect();
+        if new.len() <= prefetch.room() {
+            new.into_iter().for_each(|p| prefetch.push(p));
+        }
+    }
+    let paths: Vec<PathBuf> = listing.into_iter().map(|(path, _)| path).collect();
     for path in &paths {
         let relative = path.strip_prefix(&base_dir).unwrap_or(path).to_string_lossy().into_owned();
         let meta = fs::metadata(path).map_err(|source| CatalogError::Io { path: path.clone(), source })?;
@@ -225,7 +238,7 @@ pub fn scan_release_with(
     drop(span);
     let span = tracing::debug_span!("open_reusing").entered();
     let cached: Vec<Option<usize>> = stats.iter().map(|s| s.cached).collect();
-    let catalog = open_reusing(name, &paths, &cached, prefetch.and_then(|p| p.finish(name)), previous)?;
+    let catalog = open_reusing(name, &paths, &cached, prefetch, previous)?;
     drop(span);
     let _span = tracing::debug_span!("delta").entered();
     if let Some((_, before)) = previous {
@@ -386,21 +399,22 @@ fn checksums<'p>(paths: &[&'p Path]) -> Result<HashMap<&'p Path, String>> {
 }
 
 /// Opens the catalog of `paths`, reading footers only of files not `cached` (an index into
-/// the previous release's files; `prefetched`: those files opened already, keeping their
-/// footers): when the new files agree with the previous schema, the previous entries are
-/// reused; otherwise every footer is read again.
+/// the previous release's files; `prefetch`: the footers of those files being read ahead,
+/// kept by the catalog): when the new files agree with the previous schema, the previous
+/// entries are reused; otherwise every footer is read again.
 fn open_reusing(
     name: &str,
     paths: &[PathBuf],
     cached: &[Option<usize>],
-    prefetched: Option<Result<ParquetCatalog>>,
+    prefetch: Option<Prefetch>,
     previous: Option<(&Manifest, &ParquetCatalog)>,
 ) -> Result<ParquetCatalog> {
+    let fresh: Vec<PathBuf> = paths.iter().zip(cached).filter(|(_, c)| c.is_none()).map(|(p, _)| p.clone()).collect();
+    let prefetched = prefetch.and_then(|p| p.finish(name, &fresh));
     let Some((_, before)) = previous.filter(|_| cached.iter().any(Option::is_some)) else {
         // Nothing reused: every file is fresh, and read ahead already if there were few.
         return prefetched.unwrap_or_else(|| ParquetCatalog::open_files(name, paths));
     };
-    let fresh: Vec<PathBuf> = paths.iter().zip(cached).filter(|(_, c)| c.is_none()).map(|(p, _)| p.clone()).collect();
     // A release's few new files keep their footers for the views' contribution query.
     let opened = match prefetched {
         _ if fresh.is_empty() => None,

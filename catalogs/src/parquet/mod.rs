@@ -317,6 +317,12 @@ impl ParquetCatalog {
 
 /// Expands a catalog location into a sorted list of Parquet files.
 pub fn resolve_paths(location: &str) -> Result<Vec<PathBuf>> {
+    Ok(resolve_listing(location)?.into_iter().map(|(path, _)| path).collect())
+}
+
+/// [`resolve_paths`], each file with the inode number its folder lists for it (read with
+/// the names, so free; 0 where the location named the file itself or a pattern matched it).
+pub fn resolve_listing(location: &str) -> Result<Vec<(PathBuf, u64)>> {
     let path = Path::new(location);
     let mut paths = Vec::new();
     if location.contains(['*', '?', '[']) && !path.exists() {
@@ -330,17 +336,17 @@ pub fn resolve_paths(location: &str) -> Result<Vec<PathBuf>> {
             if entry.is_dir() {
                 walk(&entry, &mut paths)?;
             } else if entry.is_file() {
-                paths.push(entry);
+                paths.push((entry, 0));
             }
         }
         paths.sort();
-        paths.dedup();
+        paths.dedup_by(|a, b| a.0 == b.0);
     } else if path.is_dir() {
         // In path order already: each folder's entries are walked sorted by name.
         walk(path, &mut paths)?;
     } else {
         std::fs::metadata(path).map_err(|source| CatalogError::Io { path: path.into(), source })?;
-        paths.push(path.to_path_buf());
+        paths.push((path.to_path_buf(), 0));
     }
     if paths.is_empty() {
         return Err(CatalogError::Empty { path: location.to_string() });
@@ -352,7 +358,8 @@ fn hidden(path: &Path) -> bool {
     path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('_') || n.starts_with('.'))
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64)>) -> Result<()> {
+    use std::os::unix::fs::DirEntryExt;
     let io = |source| CatalogError::Io { path: dir.to_path_buf(), source };
     let mut entries = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
@@ -372,7 +379,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         if kind.is_dir() || (kind.is_symlink() && path.is_dir()) {
             walk(&path, out)?;
         } else if path.extension().is_some_and(|e| e == "parquet") {
-            out.push(path);
+            out.push((path, entry.ino()));
         }
     }
     Ok(())
@@ -460,58 +467,79 @@ pub type Job = Box<dyn FnOnce() + Send>;
 
 /// Footers of a few files read ahead on a spare thread (while the caller goes on looking at
 /// other files), then opened as a catalog whose files keep their footers. Past `limit` files
-/// it gives up (the caller opens them its own way, on every core).
+/// it gives up (the caller opens them its own way, on every core). A footer the spare thread
+/// has not started on when the caller needs it is read by the caller (a spare thread may wait
+/// for a core longer than the read takes).
 pub struct Prefetch<'a> {
     spare: &'a dyn Fn(Job),
     limit: usize,
-    sent: usize,
+    /// The files pushed, in order (a few), each with its claim: set by whoever reads it.
+    sent: Vec<(PathBuf, Arc<std::sync::atomic::AtomicBool>)>,
     tx: std::sync::mpsc::Sender<(usize, Result<Footer>)>,
     rx: std::sync::mpsc::Receiver<(usize, Result<Footer>)>,
-    given_up: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl<'a> Prefetch<'a> {
     /// Reads ahead with `spare`, at most `limit` files.
     pub fn new(spare: &'a dyn Fn(Job), limit: usize) -> Self {
         let (tx, rx) = std::sync::mpsc::channel();
-        Self { spare, limit, sent: 0, tx, rx, given_up: Arc::default() }
+        Self { spare, limit, sent: Vec::new(), tx, rx }
     }
 
-    /// Starts reading the footer of `path`.
+    /// How many more files it would read before giving up.
+    pub fn room(&self) -> usize {
+        self.limit.saturating_sub(self.sent.len())
+    }
+
+    /// Starts reading the footer of `path` (once: a file pushed again is already on its way).
     pub fn push(&mut self, path: &Path) {
         use std::sync::atomic::Ordering;
-        self.sent += 1;
-        if self.sent > self.limit {
-            self.given_up.store(true, Ordering::Relaxed);
+        if self.sent.iter().any(|(p, _)| p == path) {
             return;
         }
-        let (n, path, tx, given_up) = (self.sent - 1, path.to_path_buf(), self.tx.clone(), self.given_up.clone());
+        let claim = Arc::new(std::sync::atomic::AtomicBool::new(self.sent.len() >= self.limit));
+        self.sent.push((path.to_path_buf(), claim.clone()));
+        if self.sent.len() > self.limit {
+            return;
+        }
+        let (n, path, tx) = (self.sent.len() - 1, path.to_path_buf(), self.tx.clone());
         (self.spare)(Box::new(move || {
-            if !given_up.load(Ordering::Relaxed) {
+            if !claim.swap(true, Ordering::AcqRel) {
                 let _ = tx.send((n, read_footer(&path, false)));
             }
         }));
     }
 
-    /// The catalog of the pushed files, in order (None: more than `limit`, or a footer that
-    /// was not read).
-    pub fn finish(self, name: &str) -> Option<Result<ParquetCatalog>> {
-        if self.sent > self.limit {
+    /// The catalog of `paths` (in this order; each pushed), of the footers read (None: more
+    /// than `limit` pushed, one of `paths` not pushed, or a footer that was not read). Files
+    /// pushed but not in `paths` are left out, their errors too.
+    pub fn finish(self, name: &str, paths: &[PathBuf]) -> Option<Result<ParquetCatalog>> {
+        use std::sync::atomic::Ordering;
+        if self.sent.len() > self.limit {
             return None;
         }
         drop(self.tx);
-        let mut footers: Vec<(usize, Result<Footer>)> = self.rx.iter().take(self.sent).collect();
-        if footers.len() < self.sent {
+        let wanted = |n: usize| paths.contains(&self.sent[n].0);
+        // Claimed here: read now if wanted, skipped by the spare thread either way.
+        let mut read: HashMap<usize, Result<Footer>> = HashMap::new();
+        let mut on_their_way = 0;
+        for (n, (path, claim)) in self.sent.iter().enumerate() {
+            match claim.swap(true, Ordering::AcqRel) {
+                false if wanted(n) => {
+                    read.insert(n, read_footer(path, false));
+                }
+                false => {}
+                true => on_their_way += 1,
+            }
+        }
+        let before = read.len();
+        read.extend(self.rx.iter().take(on_their_way));
+        if read.len() < before + on_their_way {
             return None;
         }
-        footers.sort_by_key(|(n, _)| *n);
-        Some(
-            footers
-                .into_iter()
-                .map(|(_, f)| f)
-                .collect::<Result<Vec<_>>>()
-                .and_then(|f| ParquetCatalog::of_footers(name, f)),
-        )
+        let footers: Option<Vec<Result<Footer>>> =
+            paths.iter().map(|p| self.sent.iter().position(|(s, _)| s == p).and_then(|n| read.remove(&n))).collect();
+        Some(footers?.into_iter().collect::<Result<Vec<_>>>().and_then(|f| ParquetCatalog::of_footers(name, f)))
     }
 }
 
@@ -584,8 +612,54 @@ fn reconcile_schemas(files: &[Footer]) -> Result<(SchemaRef, ColumnMaps)> {
 
 #[cfg(test)]
 mod tests {
-    use super::resolve_paths;
+    use super::{Job, ParquetCatalog, Prefetch, resolve_paths};
+    use crate::dp02::{Dp02Options, generate_dp02};
     use std::path::PathBuf;
+    use std::sync::Mutex;
+
+    #[test]
+    fn a_prefetch_gives_the_files_asked_for_whoever_read_them() {
+        let dir = std::env::temp_dir().join(format!("starflow-prefetch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        generate_dp02(&dir, &Dp02Options { files: 3, rows: 3_000, seed: 5, row_group_rows: 400 }).unwrap();
+        let mut paths = resolve_paths(dir.to_str().unwrap()).unwrap();
+        let broken = dir.join("broken.parquet");
+        std::fs::write(&broken, b"not parquet").unwrap();
+        let want = ParquetCatalog::open_files("c", &[paths[2].clone(), paths[0].clone()]).unwrap();
+        let same = |got: ParquetCatalog| {
+            assert_eq!(got.schema, want.schema);
+            let files = |c: &ParquetCatalog| c.files.iter().map(|f| (f.path.clone(), f.num_rows)).collect::<Vec<_>>();
+            assert_eq!(files(&got), files(&want));
+            assert!(got.files.iter().all(|f| f.footer.is_some()), "footers kept");
+        };
+        paths.push(broken);
+        // A spare thread that never gets to its jobs: the caller reads what it needs.
+        let parked: Mutex<Vec<Job>> = Mutex::default();
+        let never = |job: Job| parked.lock().unwrap().push(job);
+        // One that runs each job at once; and one that runs them after the caller's claims.
+        let at_once = |job: Job| job();
+        for (spare, run_late) in [(&never as &dyn Fn(Job), true), (&at_once, false), (&never, false)] {
+            let mut prefetch = Prefetch::new(spare, 8);
+            for p in [&paths[3], &paths[0], &paths[2], &paths[0]] {
+                prefetch.push(p);
+            }
+            assert_eq!(prefetch.room(), 5, "a file pushed twice is read once");
+            let got = prefetch.finish("c", &[paths[2].clone(), paths[0].clone()]).unwrap();
+            same(got.expect("the broken file was not asked for"));
+            if run_late {
+                // Jobs that start after the caller took their files do nothing.
+                parked.lock().unwrap().drain(..).for_each(|job| job());
+            }
+        }
+        let mut prefetch = Prefetch::new(&at_once, 8);
+        prefetch.push(&paths[0]);
+        assert!(prefetch.finish("c", &[paths[1].clone()]).is_none(), "a file not pushed");
+        let mut prefetch = Prefetch::new(&at_once, 1);
+        prefetch.push(&paths[0]);
+        prefetch.push(&paths[1]);
+        assert!(prefetch.finish("c", &[paths[0].clone()]).is_none(), "past its limit it gives up");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn a_folder_lists_its_files_in_path_order() {
