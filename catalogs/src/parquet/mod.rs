@@ -497,7 +497,7 @@ impl<'a> Prefetch<'a> {
         if self.sent.iter().any(|(p, _)| p == path) {
             return;
         }
-        let claim = Arc::new(std::sync::atomic::AtomicBool::new(self.sent.len() >= self.limit));
+        let claim = Arc::new(std::sync::atomic::AtomicBool::new(false));
         self.sent.push((path.to_path_buf(), claim.clone()));
         if self.sent.len() > self.limit {
             return;
@@ -532,11 +532,11 @@ impl<'a> Prefetch<'a> {
                 true => on_their_way += 1,
             }
         }
-        let before = read.len();
-        read.extend(self.rx.iter().take(on_their_way));
-        if read.len() < before + on_their_way {
+        let arrived: Vec<(usize, Result<Footer>)> = self.rx.iter().take(on_their_way).collect();
+        if arrived.len() < on_their_way {
             return None;
         }
+        read.extend(arrived);
         let footers: Option<Vec<Result<Footer>>> =
             paths.iter().map(|p| self.sent.iter().position(|(s, _)| s == p).and_then(|n| read.remove(&n))).collect();
         Some(footers?.into_iter().collect::<Result<Vec<_>>>().and_then(|f| ParquetCatalog::of_footers(name, f)))
