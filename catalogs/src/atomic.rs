@@ -95,6 +95,7 @@ pub struct Written {
 impl Written {
     /// Syncs the file: it is staged.
     pub fn sync(self) -> Result<Staged> {
+        let _span = tracing::debug_span!("sync", data_only = self.data_only).entered();
         let synced = if self.data_only { self.file.sync_data() } else { self.file.sync_all() };
         synced.map_err(io(&self.staged.path))?;
         Ok(self.staged)

@@ -559,7 +559,8 @@ impl Server {
                 // Parked workers wake for network data; worker 0 also polls its clients. While
                 // a view is being updated, worker 0 does not park: the statement thread waits
                 // for it, and a parked worker takes about a tenth of a millisecond to wake.
-                if !fed.is_empty() || !waiting.is_empty() {
+                let updating = !fed.is_empty() || !waiting.is_empty();
+                if updating {
                     worker.step();
                 } else {
                     worker.step_or_park(Some(if running.is_empty() {
@@ -568,11 +569,11 @@ impl Server {
                         Duration::from_micros(100)
                     }));
                 }
-                // A worker with work to do runs until its next step without parking; it yields
-                // between steps so that a thread waiting for its core gets it (on a node with
-                // as many busy workers as cores, a statement thread or the kernel's I/O
-                // completion would otherwise wait for the scheduler's tick: up to 4 ms).
-                if !running.is_empty() || !fed.is_empty() || !waiting.is_empty() {
+                // A worker with queries or view updates yields its core between steps, so that
+                // a thread waiting for that core gets it: with as many busy workers as cores, a
+                // statement thread (an ingest's manifest sync) or the kernel's I/O completion
+                // otherwise waits for the scheduler's tick (4 ms at HZ=250).
+                if updating || !running.is_empty() {
                     std::thread::yield_now();
                 }
             }

@@ -261,7 +261,6 @@ pub fn ingest(store: &mut Store, server: &Server, catalog: &str, label: &str, pa
     let mut written = Some(written);
     let mut staged = None;
     let mut stage = || {
-        let _span = tracing::debug_span!("sync_manifest").entered();
         let result = written.take().map(|w| w.sync());
         let ok = result.as_ref().is_some_and(Result::is_ok);
         staged = result;
